@@ -1,0 +1,22 @@
+"""flowax.models: pure model definitions (``Model(init, apply)``), parametrizations, teachers."""
+
+from ._model import ACTIVATIONS, PARAMETRIZATIONS, Model, get_activation
+from .flax_adapter import from_flax
+from .linear import deep_linear, end_to_end
+from .mlp import mlp, two_layer
+from .teachers import Dataset, linear_teacher, multi_index_teacher
+
+__all__ = [
+    "ACTIVATIONS",
+    "PARAMETRIZATIONS",
+    "Dataset",
+    "Model",
+    "deep_linear",
+    "end_to_end",
+    "from_flax",
+    "get_activation",
+    "linear_teacher",
+    "mlp",
+    "multi_index_teacher",
+    "two_layer",
+]
