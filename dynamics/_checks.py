@@ -24,7 +24,12 @@ def check_positive(name: str, value: Any, *, allow_zero: bool = False) -> None:
     v = concrete(value)
     if v is None:
         return
-    if v.size != 1 or not np.isfinite(v).all() or (v < 0).any() or (not allow_zero and (v == 0).any()):
+    if (
+        v.size != 1
+        or not np.isfinite(v).all()
+        or (v < 0).any()
+        or (not allow_zero and (v == 0).any())
+    ):
         want = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{name}: expected a finite scalar {want}, got {value!r}")
 

@@ -10,8 +10,14 @@ import jax.numpy as jnp
 import optax
 
 from . import _checks
-from .trajectory import STATUS_NONFINITE, STATUS_OK, Stats, Trajectory, first_nonfinite_time
-from .trajectory import tree_all_finite
+from .trajectory import (
+    STATUS_NONFINITE,
+    STATUS_OK,
+    Stats,
+    Trajectory,
+    first_nonfinite_time,
+    tree_all_finite,
+)
 
 PyTree = Any
 
@@ -76,9 +82,7 @@ def iterate(
     (final, _), rest = jax.lax.scan(
         outer, (state, jnp.asarray(0, dtype)), None, length=steps // save_every
     )
-    vals, finite = jax.tree_util.tree_map(
-        lambda a, b: jnp.concatenate([a[None], b]), first, rest
-    )
+    vals, finite = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), first, rest)
     ts = jnp.arange(steps // save_every + 1, dtype=dtype) * (save_every * dt)
     nonfinite_t = first_nonfinite_time(ts, finite, jnp.ones_like(finite))
     n = jnp.asarray(steps, jnp.int32)
@@ -130,7 +134,7 @@ def descent_step(
     lr: float | jax.Array | None = None,
     optimizer: optax.GradientTransformation | None = None,
 ) -> Stepper:
-    """One step of gradient descent ``theta <- theta - lr grad L(theta)`` (or of an optax optimizer).
+    """One step of gradient descent ``theta <- theta - lr grad L(theta)``, or of an optax optimizer.
 
     Drops into a user's own jitted loop::
 

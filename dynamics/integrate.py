@@ -198,7 +198,9 @@ def _solve_lanes(field_fn, obs_fns, y0, extras: _Extras, s_save, opts: _Opts):
     code = jnp.where(
         result == diffrax.RESULTS.successful,
         STATUS_OK,
-        jnp.where(result == diffrax.RESULTS.max_steps_reached, STATUS_MAX_STEPS, STATUS_SOLVER_FAILURE),
+        jnp.where(
+            result == diffrax.RESULTS.max_steps_reached, STATUS_MAX_STEPS, STATUS_SOLVER_FAILURE
+        ),
     )
     status = jnp.where(jnp.isfinite(nonfinite_t), STATUS_NONFINITE, code).astype(jnp.int32)
     n = lambda k: jnp.broadcast_to(jnp.asarray(sol.stats[k], jnp.int32), (b,))  # noqa: E731
@@ -290,7 +292,9 @@ def _fused_solve(field, observables, y0, t0, t1, s_save, args, opts):
 
 def _check_field(field, t, y0, args):
     out = jax.eval_shape(field, t, y0, args)
-    want = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(np.shape(x), jnp.result_type(x)), y0)
+    want = jax.tree_util.tree_map(
+        lambda x: jax.ShapeDtypeStruct(np.shape(x), jnp.result_type(x)), y0
+    )
     if jax.tree_util.tree_structure(out) != jax.tree_util.tree_structure(want):
         raise ValueError(
             f"field: expected field(t, y, args) to return a pytree of structure "
@@ -318,7 +322,11 @@ def save_grid(t0, t1, ts, n_save: int, spacing: str):
     if c is not None:
         if not np.isfinite(c).all() or np.any(np.diff(c) < 0):
             raise ValueError("ts: expected finite, non-decreasing save times")
-        if a is not None and b is not None and (c[0] < a - 1e-12 * abs(a) or c[-1] > b + 1e-12 * abs(b)):
+        if (
+            a is not None
+            and b is not None
+            and (c[0] < a - 1e-12 * abs(a) or c[-1] > b + 1e-12 * abs(b))
+        ):
             raise ValueError(
                 f"ts: expected save times within [t0, t1] = [{float(a)}, {float(b)}], "
                 f"got [{float(c[0])}, {float(c[-1])}]"

@@ -42,7 +42,9 @@ def product_grid(**axes: Sequence | np.ndarray) -> dict[str, jax.Array]:
 def _grid_size(grid) -> int:
     leaves = jax.tree_util.tree_flatten_with_path(grid)[0]
     if not leaves:
-        raise ValueError(f"grid: expected a pytree of arrays with a leading grid axis, got {grid!r}")
+        raise ValueError(
+            f"grid: expected a pytree of arrays with a leading grid axis, got {grid!r}"
+        )
     sizes = {}
     for path, leaf in leaves:
         shape = np.shape(leaf)
@@ -60,16 +62,29 @@ def _grid_size(grid) -> int:
     return n
 
 
+BATCHING = ("auto", "fused", "vmap", "map")
+
+
 @functools.lru_cache(maxsize=64)
-def _compiled(fn: Callable, devices: tuple, fuse: bool):
+def _compiled(fn: Callable, devices: tuple, batching: str):
     mesh = Mesh(np.array(devices), ("grid",))
     sharding = NamedSharding(mesh, P("grid"))
+    if batching == "map":
+        # Each device runs its own lanes one after the other (scalar control flow per lane).
+        body = jax.shard_map(
+            lambda g: jax.lax.map(fn, g),
+            mesh=mesh,
+            in_specs=P("grid"),
+            out_specs=P("grid"),
+            check_vma=False,  # diffrax loops mix device-varying and invariant carries
+        )
+    else:
 
-    def batched(g):
-        with fused_lanes(fuse):
-            return jax.vmap(fn)(g)
+        def body(g):
+            with fused_lanes(batching == "fused"):
+                return jax.vmap(fn)(g)
 
-    return jax.jit(batched, in_shardings=(sharding,), out_shardings=sharding), sharding
+    return jax.jit(body, in_shardings=(sharding,), out_shardings=sharding), sharding
 
 
 class _Progress:
@@ -108,7 +123,7 @@ def sweep(
     chunk_size: int | None = None,
     devices: Sequence[jax.Device] | None = None,
     progress: bool = True,
-    fuse: bool = True,
+    batching: str = "auto",
 ) -> PyTree:
     """Maps ``fn`` over the leading axis of ``grid``: ``jax.vmap(fn)(grid)``, chunked and sharded.
 
@@ -117,13 +132,23 @@ def sweep(
     and the padding is dropped), with the grid axis sharded over ``devices`` by a
     ``NamedSharding`` on a one-axis ``Mesh``. The answer does not depend on the number of devices.
 
-    With ``fuse=True`` (default) every `flowax.dynamics.integrate` inside ``fn`` solves the
-    chunk's lanes as one ODE with a shared step-size controller (see `fused_lanes`): each lane
-    meets its own tolerance, and the chunk costs about as many steps as its hardest lane instead
-    of the sum over lanes (a Python loop) or a slow batched control flow (plain ``vmap``). Results
-    then match separate solves to the solver tolerance and depend (within it) on which lanes
-    share a chunk; put lanes of similar difficulty together, or set ``fuse=False`` for diffrax's
-    own batching. Fixed-step solves and discrete loops are unaffected.
+    How the lanes of a chunk are computed (``batching``; ``"auto"``, the default, is ``"map"`` when
+    the devices are CPUs and ``"fused"`` otherwise):
+
+    * ``"fused"``: ``vmap``, and every adaptive `flowax.dynamics.integrate` inside ``fn``
+      solves the chunk's lanes as one ODE with one step-size controller (see `fused_lanes`). Each
+      lane meets its own tolerance; the chunk takes as many steps as its hardest lane needs, with
+      scalar control flow. Results match separate solves to the solver tolerance and depend
+      (within it) on which lanes share a chunk: put lanes of similar difficulty in one chunk
+      (grids sorted by scale are). Best where lanes are cheap to batch (accelerators, large
+      states) and similar in difficulty. Fixed-step solves and discrete loops are unaffected.
+    * ``"map"``: each device runs its lanes one after the other (``shard_map`` of ``lax.map``):
+      every lane is its own solve, as in a Python loop, but in one compiled program on every
+      device at once. Best on CPUs, where XLA runs a batch of small matrix products one after
+      the other anyway (measured here: a fused lane-step costs 30 us against 55 us for a lone
+      step, less than the fused chunk loses to lanes of unequal difficulty).
+    * ``"vmap"``: plain ``jax.vmap`` (diffrax's own batching: every lane runs as many steps as
+      the slowest, with batched control flow). Supports reverse-mode gradients through solves.
 
     Args:
       fn: a pure function of one grid point (a pytree of arrays without the grid axis).
@@ -132,15 +157,18 @@ def sweep(
         of the number of devices.
       devices: devices to shard over; default ``jax.devices()``.
       progress: show a progress bar (tqdm, else a counter) when there is more than one chunk.
-      fuse: fuse the lanes of adaptive ODE solves (see above).
+      batching: ``"auto"``, ``"fused"``, ``"map"`` or ``"vmap"`` (see above).
 
     Returns:
       ``fn``'s output pytree with a leading grid axis.
 
     Raises:
-      ValueError: an empty grid, leaves of different leading sizes, a non-positive chunk size.
+      ValueError: an empty grid, leaves of different leading sizes, a non-positive chunk size,
+        an unknown ``batching``.
     """
     _checks.check_callable("fn", fn)
+    if batching not in BATCHING:
+        raise ValueError(f"batching: expected one of {BATCHING}, got {batching!r}")
     n = _grid_size(grid)
     devices = tuple(jax.devices() if devices is None else devices)
     if not devices:
@@ -148,21 +176,26 @@ def sweep(
     if chunk_size is not None:
         _checks.check_positive_int("chunk_size", chunk_size)
     nd = len(devices)
+    if batching == "auto":
+        batching = "map" if all(d.platform == "cpu" for d in devices) else "fused"
     chunk = n if chunk_size is None else min(chunk_size, n)
     chunk = -(-chunk // nd) * nd
-    compiled, sharding = _compiled(fn, devices, bool(fuse))
+    compiled, sharding = _compiled(fn, devices, batching)
     grid = jax.tree_util.tree_map(jnp.asarray, grid)
     starts = range(0, n, chunk)
+    # Deal the lanes of a chunk to the devices like cards (device d gets lanes d, d + nd, ...),
+    # so that a grid sorted by difficulty (e.g. by scale) loads every device alike.
+    deal = np.arange(chunk).reshape(chunk // nd, nd).T.ravel()
+    undeal = np.argsort(deal)
     bar = _Progress(n, progress and len(starts) > 1, "sweep")
     outs = []
     try:
         for start in starts:
             stop = min(start + chunk, n)
-            idx = np.minimum(np.arange(start, start + chunk), n - 1)
+            idx = np.minimum(start + deal, n - 1)
             part = jax.tree_util.tree_map(lambda x, idx=idx: x[idx], grid)
             out = compiled(jax.device_put(part, sharding))
-            if stop - start < chunk:
-                out = jax.tree_util.tree_map(lambda x, k=stop - start: x[:k], out)
+            out = jax.tree_util.tree_map(lambda x, k=stop - start: x[undeal[:k]], out)
             outs.append(out)
             jax.block_until_ready(out)
             bar.update(stop - start)
@@ -171,5 +204,3 @@ def sweep(
     if len(outs) == 1:
         return outs[0]
     return jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs), *outs)
-
-

@@ -26,7 +26,6 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-
 from flowax import dynamics, models
 
 WIDTHS = [6, 10, 10, 6]
@@ -110,12 +109,16 @@ def main():
     ok = np.asarray(traj.stats.ok)
     steps = np.asarray(traj.stats.num_steps)
 
-    print(f"{len(SCALES)} scales, one sweep: {elapsed:.1f} s (compile included); "
-          f"all runs ok: {bool(ok.all())}")
+    print(
+        f"{len(SCALES)} scales, one sweep: {elapsed:.1f} s (compile included); "
+        f"all runs ok: {bool(ok.all())}"
+    )
     print(f"{'scale':>9} {'plateaus':>8} {'t(loss<1e-3)':>13} {'final loss':>11} {'steps':>7}")
     for i in range(0, len(SCALES), 3):
-        print(f"{SCALES[i]:9.2e} {count_plateaus(ts[i], loss[i]):8d} "
-              f"{time_to(ts[i], loss[i], 1e-3):13.3g} {loss[i, -1]:11.2e} {steps[i]:7d}")
+        print(
+            f"{SCALES[i]:9.2e} {count_plateaus(ts[i], loss[i]):8d} "
+            f"{time_to(ts[i], loss[i], 1e-3):13.3g} {loss[i, -1]:11.2e} {steps[i]:7d}"
+        )
 
     import matplotlib
 
@@ -136,8 +139,11 @@ def main():
         for target in SINGULAR_VALUES:
             ax.axhline(target, color="gray", ls="--", lw=0.8)
         regime = "saddle-to-saddle" if i == 0 else "lazy"
-        ax.set(xlabel="time t", ylabel="singular values of $W_3 W_2 W_1$",
-               title=f"{name} scale s = {SCALES[i]:.1e} ({regime})")
+        ax.set(
+            xlabel="time t",
+            ylabel="singular values of $W_3 W_2 W_1$",
+            title=f"{name} scale s = {SCALES[i]:.1e} ({regime})",
+        )
         ax.set_ylim(0, None)
         ax.legend(loc="upper left", fontsize=8)
     fig.savefig(args.out, dpi=130)

@@ -1,4 +1,4 @@
-"""The model contract: two pure functions, and the activations and parametrizations shared by models."""
+"""The model contract (two pure functions) and the activations and parametrizations of models."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def get_activation(activation: str | Callable) -> Callable[[jax.Array], jax.Arra
 
 
 def check_params_shapes(params: PyTree, expected: PyTree, name: str = "params") -> None:
-    """Raises ValueError if ``params`` does not have the tree structure and shapes of ``expected``."""
+    """Raises ValueError unless ``params`` has the tree structure and shapes of ``expected``."""
     got_leaves, got_tree = jax.tree_util.tree_flatten(params)
     exp_leaves, exp_tree = jax.tree_util.tree_flatten(expected)
     if got_tree != exp_tree:

@@ -52,7 +52,9 @@ def from_flax(module: Any, x_example: jax.Array) -> Model:
         variables = jax.eval_shape(module.init, jax.random.key(0), x_example)
         if "params" not in variables:
             raise ValueError("module: the linen module has no 'params' collection")
-        others = {k: v for k, v in module.init(jax.random.key(0), x_example).items() if k != "params"}
+        others = {
+            k: v for k, v in module.init(jax.random.key(0), x_example).items() if k != "params"
+        }
 
         def init(key, scale=1.0):
             return _scale_tree(module.init(key, x_example)["params"], scale)

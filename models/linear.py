@@ -34,4 +34,6 @@ def deep_linear(
 
 def end_to_end(model: Model, params, d_in: int) -> jax.Array:
     """The matrix ``E: [d_in, d_out]`` of a linear model, ``model.apply(params, x) = x @ E``."""
-    return model.apply(params, jnp.eye(d_in, dtype=jnp.result_type(*jax.tree_util.tree_leaves(params))))
+    return model.apply(
+        params, jnp.eye(d_in, dtype=jnp.result_type(*jax.tree_util.tree_leaves(params)))
+    )

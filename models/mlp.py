@@ -12,7 +12,7 @@ from ._model import PARAMETRIZATIONS, Model, check_batch, check_params_shapes, g
 
 
 def _layer_constants(widths, parametrization, weight_std, bias_std):
-    """Per layer: (std of the stored weight, forward multiplier of the weight, same for the bias)."""
+    """Per layer: (std of the stored weight, its forward multiplier, same for the bias)."""
     n_layers = len(widths) - 1
     out = []
     for l in range(n_layers):
@@ -24,7 +24,9 @@ def _layer_constants(widths, parametrization, weight_std, bias_std):
         elif parametrization == "ntk":
             w_std, w_mult, b_std, b_mult = 1.0, weight_std / math.sqrt(fan_in), 1.0, bias_std
         elif parametrization == "mean_field":
-            w_mult = weight_std / fan_in if (last and n_layers > 1) else weight_std / math.sqrt(fan_in)
+            w_mult = (
+                weight_std / fan_in if (last and n_layers > 1) else weight_std / math.sqrt(fan_in)
+            )
             w_std, b_std, b_mult = 1.0, 1.0, bias_std
         else:  # "mup": abc-parametrization of Yang & Hu (2021) with b_l = 1/2 for every layer
             if n_layers == 1:
@@ -147,7 +149,7 @@ def two_layer(
     bias_std: float = 0.0,
     use_bias: bool | None = None,
 ) -> Model:
-    """A two-layer network ``f(x) = m_2 phi(m_1 x W_1 + b) W_2``: ``mlp([d_in, width, d_out], ...)``.
+    """A two-layer network ``f(x) = m_2 phi(m_1 x W_1 + b) W_2``: ``mlp([d_in, width, d_out])``.
 
     In the default ``"mean_field"`` parametrization this is
     ``f(x) = (sigma_w / width) sum_i a_i phi(sigma_w w_i . x / sqrt(d_in))`` (Mei et al. 2018).

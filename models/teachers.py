@@ -55,7 +55,9 @@ def linear_teacher(
         raise ValueError(f"n: whitening needs n >= d_in = {d_in}, got n = {n}")
     dtype = jnp.result_type(float)
     ku, kv, kx, ke = jax.random.split(key, 4)
-    w_star = (_orthonormal(ku, d_in, rank, dtype) * s[None, :]) @ _orthonormal(kv, d_out, rank, dtype).T
+    w_star = (_orthonormal(ku, d_in, rank, dtype) * s[None, :]) @ _orthonormal(
+        kv, d_out, rank, dtype
+    ).T
     x = jax.random.normal(kx, (n, d_in), dtype)
     if whiten:
         q, r = jnp.linalg.qr(x)

@@ -6,7 +6,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-
 from flowax import dynamics, models
 
 
@@ -28,13 +27,15 @@ def test_gd_equals_euler_gradient_flow(problem):
     lr, steps = 0.05, 40
     gd = dynamics.gradient_descent(loss, params, lr=lr, steps=steps, save_every=4)
     ts = np.arange(0, steps + 1, 4) * lr
-    flow = dynamics.gradient_flow(loss, params, t1=steps * lr, ts=ts, solver="euler",
-                                  adaptive=False, dt0=lr)
+    flow = dynamics.gradient_flow(
+        loss, params, t1=steps * lr, ts=ts, solver="euler", adaptive=False, dt0=lr
+    )
     np.testing.assert_allclose(gd.ts, ts, rtol=1e-14)
     # same recursion; the flow's normalized time only reorders rounding (~1e-16 per step)
     np.testing.assert_allclose(gd.values["loss"], flow.values["loss"], rtol=1e-11)
-    for a, b in zip(jax.tree_util.tree_leaves(gd.final), jax.tree_util.tree_leaves(flow.final),
-                    strict=True):
+    for a, b in zip(
+        jax.tree_util.tree_leaves(gd.final), jax.tree_util.tree_leaves(flow.final), strict=True
+    ):
         np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-13)
 
 
@@ -50,15 +51,18 @@ def test_optax_sgd_equals_plain_gd_and_step_in_user_loop(problem):
         state = step(state)
     assert int(state.count) == 20
     adam = dynamics.gradient_descent(loss, params, optimizer=optax.adam(1e-2), steps=20)
-    for a, b in zip(jax.tree_util.tree_leaves(adam.final), jax.tree_util.tree_leaves(state.params),
-                    strict=True):
+    for a, b in zip(
+        jax.tree_util.tree_leaves(adam.final), jax.tree_util.tree_leaves(state.params), strict=True
+    ):
         np.testing.assert_allclose(a, b, rtol=1e-12)
     assert adam.values["loss"][-1] < adam.values["loss"][0]
 
 
 def test_gd_under_vmap_and_jit(problem):
     loss, params, _, _ = problem
-    run = jax.jit(lambda lr: dynamics.gradient_descent(loss, params, lr=lr, steps=10).values["loss"])
+    run = jax.jit(
+        lambda lr: dynamics.gradient_descent(loss, params, lr=lr, steps=10).values["loss"]
+    )
     lrs = jnp.array([0.01, 0.1])
     batched = jax.vmap(run)(lrs)
     np.testing.assert_allclose(batched[1], run(0.1), rtol=1e-12)

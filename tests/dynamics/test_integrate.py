@@ -6,7 +6,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.linalg
-
 from flowax import dynamics
 
 A = np.array([[3.0, 1.0, 0.0], [1.0, 2.0, 0.5], [0.0, 0.5, 1.0]])
@@ -27,7 +26,12 @@ def exact_quadratic(t):
 def test_gradient_flow_quadratic_matches_expm():
     ts = np.linspace(0.0, 2.0, 11)
     traj = dynamics.gradient_flow(
-        quad_loss, jnp.asarray(THETA0), t1=2.0, ts=ts, rtol=1e-11, atol=1e-13,
+        quad_loss,
+        jnp.asarray(THETA0),
+        t1=2.0,
+        ts=ts,
+        rtol=1e-11,
+        atol=1e-13,
         observables={"theta": lambda t, p: p},
     )
     expected = np.stack([exact_quadratic(t) for t in ts])
@@ -43,16 +47,26 @@ def test_gradient_flow_quadratic_matches_expm():
     "solver,order,dts,tol",
     # Tsit5's coefficients minimize its 5th-order error term, so the 6th-order term still shows
     # at steps where the error stays above rounding (slope 5.4 at dt = 0.05 .. 0.0125).
-    [("euler", 1, (0.1, 0.05, 0.025), 0.25), ("heun", 2, (0.1, 0.05, 0.025), 0.25),
-     ("midpoint", 2, (0.1, 0.05, 0.025), 0.25), ("bosh3", 3, (0.2, 0.1, 0.05), 0.25),
-     ("tsit5", 5, (0.05, 0.025, 0.0125), 0.5)],
+    [
+        ("euler", 1, (0.1, 0.05, 0.025), 0.25),
+        ("heun", 2, (0.1, 0.05, 0.025), 0.25),
+        ("midpoint", 2, (0.1, 0.05, 0.025), 0.25),
+        ("bosh3", 3, (0.2, 0.1, 0.05), 0.25),
+        ("tsit5", 5, (0.05, 0.025, 0.0125), 0.5),
+    ],
 )
 def test_fixed_step_convergence_order(solver, order, dts, tol):
     errors = []
     for dt in dts:
         traj = dynamics.gradient_flow(
-            quad_loss, jnp.asarray(THETA0), t1=1.6, solver=solver, adaptive=False, dt0=dt,
-            n_save=2, observables={},
+            quad_loss,
+            jnp.asarray(THETA0),
+            t1=1.6,
+            solver=solver,
+            adaptive=False,
+            dt0=dt,
+            n_save=2,
+            observables={},
         )
         errors.append(np.linalg.norm(np.asarray(traj.final) - exact_quadratic(1.6)))
     slope = np.polyfit(np.log(dts), np.log(errors), 1)[0]
@@ -68,7 +82,10 @@ def test_saxe_two_layer_scalar_logistic():
     traj = dynamics.gradient_flow(
         lambda p: 0.5 * (p["a"] * p["b"] - s) ** 2,
         {"a": jnp.sqrt(w0), "b": jnp.sqrt(w0)},
-        t1=4.0, ts=ts, rtol=1e-11, atol=1e-13,
+        t1=4.0,
+        ts=ts,
+        rtol=1e-11,
+        atol=1e-13,
         observables={"w": lambda t, p: p["a"] * p["b"]},
     )
     e = np.exp(2 * s * ts)
@@ -78,7 +95,11 @@ def test_saxe_two_layer_scalar_logistic():
 def test_integrate_jit_vmap_and_no_retrace():
     def run(k, y0):
         return dynamics.integrate(
-            lambda t, y, a: -a * y, y0, t1=1.0, args=k, n_save=5,
+            lambda t, y, a: -a * y,
+            y0,
+            t1=1.0,
+            args=k,
+            n_save=5,
             observables={"y": lambda t, y: y},
         )
 
@@ -97,8 +118,9 @@ def test_integrate_jit_vmap_and_no_retrace():
 def test_gradient_flow_differentiable():
     # d/dk of y(1) for y' = -k y is -exp(-k); compare with the unfused solve's gradient
     def final(k):
-        return dynamics.integrate(lambda t, y, a: -a * y, jnp.ones(()), t1=1.0, args=k,
-                                  n_save=2, rtol=1e-10, atol=1e-12).final
+        return dynamics.integrate(
+            lambda t, y, a: -a * y, jnp.ones(()), t1=1.0, args=k, n_save=2, rtol=1e-10, atol=1e-12
+        ).final
 
     np.testing.assert_allclose(jax.grad(final)(0.7), -np.exp(-0.7), rtol=1e-7)
 
@@ -111,8 +133,15 @@ def test_nonfinite_is_reported_as_data():
     assert float(traj.stats.nonfinite_t) == pytest.approx(512 * 3.0)
     assert np.all(np.isfinite(np.asarray(traj.values["loss"])[:512]))
     # Fixed-step Euler of y' = y^2 from y = 1 (blow-up at t = 1) overflows: reported, not silent.
-    blow = dynamics.integrate(lambda t, y, a: y**2, jnp.ones(()), t1=2.0, solver="euler",
-                              adaptive=False, dt0=0.01, observables={"y": lambda t, y: y})
+    blow = dynamics.integrate(
+        lambda t, y, a: y**2,
+        jnp.ones(()),
+        t1=2.0,
+        solver="euler",
+        adaptive=False,
+        dt0=0.01,
+        observables={"y": lambda t, y: y},
+    )
     assert int(blow.stats.status) == 2 and 1.0 < float(blow.stats.nonfinite_t) < 2.0
     # Adaptive: the solver stalls at the singularity and says where it stopped.
     stall = dynamics.integrate(lambda t, y, a: y**2, jnp.ones(()), t1=2.0, max_steps=2000)

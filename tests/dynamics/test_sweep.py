@@ -10,7 +10,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from flowax import dynamics, models
 
 WIDTHS = [3, 5, 5, 2]
@@ -18,8 +17,9 @@ WIDTHS = [3, 5, 5, 2]
 
 def _problem():
     model = models.deep_linear(WIDTHS)
-    data = models.linear_teacher(jax.random.key(3), d_in=3, d_out=2, n=8,
-                                 singular_values=(2.0, 1.0))
+    data = models.linear_teacher(
+        jax.random.key(3), d_in=3, d_out=2, n=8, singular_values=(2.0, 1.0)
+    )
 
     def loss(p):
         return 0.5 * jnp.mean(jnp.sum((model.apply(p, data.x) - data.y) ** 2, axis=1))
@@ -37,8 +37,9 @@ def adaptive_run(point):
 
 def euler_run(point):
     p = MODEL.init(jax.random.fold_in(jax.random.key(0), point["seed"]), point["scale"])
-    return dynamics.gradient_flow(LOSS, p, t1=4.0, solver="euler", adaptive=False, dt0=0.05,
-                                  n_save=5)
+    return dynamics.gradient_flow(
+        LOSS, p, t1=4.0, solver="euler", adaptive=False, dt0=0.05, n_save=5
+    )
 
 
 GRID = dynamics.product_grid(scale=np.array([0.1, 0.3, 1.0]), seed=np.arange(2))
@@ -63,7 +64,7 @@ def test_product_grid():
 
 
 def test_fused_sweep_matches_loop_within_tolerance(looped):
-    out = dynamics.sweep(adaptive_run, GRID, progress=False)
+    out = dynamics.sweep(adaptive_run, GRID, progress=False, batching="fused")
     assert out.values["loss"].shape == (6, 9)
     np.testing.assert_allclose(out.ts, looped.ts, rtol=1e-13)
     # Each lane meets rtol = 1e-10 on every step in both runs, with different step sequences:
@@ -76,11 +77,18 @@ def test_fused_sweep_matches_loop_within_tolerance(looped):
 
 
 def test_unfused_sweep_equals_loop(looped):
-    out = dynamics.sweep(adaptive_run, GRID, progress=False, fuse=False)
+    out = dynamics.sweep(adaptive_run, GRID, progress=False, batching="vmap")
     # diffrax's own batching: the same per-lane controller, so the same steps up to rounding
     # (a batched reduction can flip an accept/reject decision at the last bit: +-2 steps seen).
     np.testing.assert_allclose(out.values["loss"], looped.values["loss"], rtol=1e-7, atol=1e-9)
     assert np.all(np.abs(out.stats.num_steps - looped.stats.num_steps) <= 5)
+
+
+def test_map_sweep_equals_loop(looped):
+    out = dynamics.sweep(adaptive_run, GRID, chunk_size=4, progress=False, batching="map")
+    # every lane is its own solve, as in the loop: same steps, same values up to rounding
+    np.testing.assert_array_equal(out.stats.num_steps, looped.stats.num_steps)
+    np.testing.assert_allclose(out.values["loss"], looped.values["loss"], rtol=1e-12, atol=1e-14)
 
 
 def test_fixed_step_sweep_exact_and_chunk_independent():
@@ -98,7 +106,7 @@ def test_dead_lane_does_not_stall_the_others():
         p = jax.tree_util.tree_map(lambda w: w * scale, MODEL.init(jax.random.key(0), 1.0))
         return dynamics.gradient_flow(LOSS, p, t1=5.0, n_save=3)
 
-    out = dynamics.sweep(run, jnp.array([0.5, jnp.nan, 1.0]), progress=False)
+    out = dynamics.sweep(run, jnp.array([0.5, jnp.nan, 1.0]), progress=False, batching="fused")
     status = np.asarray(out.stats.status)
     assert status.tolist() == [0, 2, 0]
     assert float(out.stats.nonfinite_t[1]) == 0.0
@@ -114,6 +122,8 @@ def test_bad_grid():
         dynamics.sweep(euler_run, {"scale": jnp.ones(3), "seed": jnp.ones(2)})
     with pytest.raises(ValueError, match="chunk_size"):
         dynamics.sweep(euler_run, GRID, chunk_size=0)
+    with pytest.raises(ValueError, match="batching"):
+        dynamics.sweep(euler_run, GRID, batching="pmap")
     with pytest.raises(ValueError, match="scalar"):
         dynamics.sweep(euler_run, {"scale": 1.0})
 
@@ -127,21 +137,30 @@ SCRIPT = textwrap.dedent(
     import test_sweep as t
     from flowax import dynamics
     assert len(jax.devices()) == {ndev}, jax.devices()
-    out = dynamics.sweep(t.adaptive_run, t.GRID, chunk_size=4, progress=False)
+    out = dynamics.sweep(t.adaptive_run, t.GRID, chunk_size=4, progress=False, batching="fused")
     fixed = dynamics.sweep(t.euler_run, t.GRID, chunk_size=4, progress=False)
+    mapped = dynamics.sweep(t.adaptive_run, t.GRID, chunk_size=4, progress=False, batching="map")
     print(json.dumps({{"loss": out.values["loss"].tolist(), "fixed": fixed.values["loss"].tolist(),
-                      "steps": out.stats.num_steps.tolist()}}))
+                      "steps": out.stats.num_steps.tolist(),
+                      "map": mapped.values["loss"].tolist()}}))
     """
 )
 
 
 def _run_with_devices(ndev):
-    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={ndev}",
-               JAX_PLATFORMS="cpu")
+    env = dict(
+        os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={ndev}", JAX_PLATFORMS="cpu"
+    )
     here = os.path.dirname(os.path.abspath(__file__))
     code = SCRIPT.format(here=here, ndev=ndev)
-    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         timeout=600, check=False)
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     return json.loads(res.stdout.strip().splitlines()[-1])
 
@@ -153,3 +172,4 @@ def test_same_answer_on_one_and_four_devices():
     # reduction order of the max-norm may differ, so answers agree to rounding.
     np.testing.assert_allclose(four["loss"], one["loss"], rtol=1e-12, atol=1e-13)
     assert four["steps"] == one["steps"]
+    np.testing.assert_allclose(four["map"], one["map"], rtol=1e-12, atol=1e-14)

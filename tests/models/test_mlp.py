@@ -4,7 +4,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from flowax import models
 
 
@@ -38,8 +37,12 @@ def test_hidden_preactivation_variance(parametrization):
     # The hidden layer of `model` seen through a one-layer net with the same constants is only
     # valid for standard/ntk (a one-layer mup/mf net is a readout); compute h directly instead.
     layer = params[0]
-    w_mult = {"standard": 1.0, "ntk": sw / np.sqrt(d), "mean_field": sw / np.sqrt(d),
-              "mup": sw * np.sqrt(n / d)}[parametrization]
+    w_mult = {
+        "standard": 1.0,
+        "ntk": sw / np.sqrt(d),
+        "mean_field": sw / np.sqrt(d),
+        "mup": sw * np.sqrt(n / d),
+    }[parametrization]
     b_mult = 1.0 if parametrization == "standard" else sb
     h = np.asarray(w_mult * (x @ layer["w"])[0] + b_mult * layer["b"])
     expected = s**2 * (sw**2 * d / d + sb**2)
@@ -58,8 +61,9 @@ def test_scale_multiplies_params_and_vmap_init():
     ps = jax.vmap(model.init)(keys, jnp.linspace(0.1, 1.0, 5))
     ys = jax.vmap(model.apply, in_axes=(0, None))(ps, jnp.ones((7, 3)))
     assert ys.shape == (5, 7, 2)
-    np.testing.assert_allclose(ys[2], model.apply(model.init(keys[2], 0.55), jnp.ones((7, 3))),
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        ys[2], model.apply(model.init(keys[2], 0.55), jnp.ones((7, 3))), rtol=1e-12
+    )
 
 
 def test_apply_jit_equals_nojit():
@@ -90,8 +94,12 @@ def test_bad_input_messages():
         models.mlp([2, 3, 1], weight_std=0.0)
     model = models.mlp([2, 3, 1])
     p = model.init(jax.random.key(0))
-    with pytest.raises(ValueError, match=r"x: expected a batch of shape \[n, 2\], got shape \(5, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"x: expected a batch of shape \[n, 2\], got shape \(5, 3\)"
+    ):
         model.apply(p, jnp.ones((5, 3)))
     other = models.mlp([2, 4, 1]).init(jax.random.key(0))
-    with pytest.raises(ValueError, match=r"params\[0\]\['w'\]: expected shape \(2, 3\), got \(2, 4\)"):
+    with pytest.raises(
+        ValueError, match=r"params\[0\]\['w'\]: expected shape \(2, 3\), got \(2, 4\)"
+    ):
         model.apply(other, jnp.ones((5, 2)))
