@@ -71,7 +71,7 @@ def main():
         jax.random.key(1), d_in=6, d_out=6, n=30, singular_values=(3.0, 2.0, 1.0)
     )
     x, y = data.x.astype(dtype), data.y.astype(dtype)
-    grid = jnp.asarray(np.logspace(-5, 0, 256), dtype)
+    save_grid = jnp.asarray(np.logspace(-5, 0, 256), dtype)
 
     def loss(p):
         return 0.5 * jnp.mean(jnp.sum((model.apply(p, x) - y) ** 2, axis=1))
@@ -103,7 +103,7 @@ def main():
             t1=t1,
             dt0=None,
             y0=p,
-            saveat=diffrax.SaveAt(ts=t1 * grid, fn=lambda t, th, a: loss(th)),
+            saveat=diffrax.SaveAt(ts=t1 * save_grid, fn=lambda t, th, a: loss(th)),
             stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
             max_steps=400_000,
             throw=False,
@@ -130,8 +130,8 @@ def main():
             jnp.ones(32, bool),
         ),
     }
-    for title, grid in problems.items():
-        run_problem(title, grid, args, dynamics, flowax_point, one, vmapped, ref_fn)
+    for title, points in problems.items():
+        run_problem(title, points, args, dynamics, flowax_point, one, vmapped, ref_fn)
 
 
 def run_problem(title, grid, args, dynamics, flowax_point, one, vmapped, ref_fn):

@@ -1,26 +1,49 @@
-"""flowax.dynamics: the integrator, the scan loop, gradient flow/descent, sweeps, trajectories."""
+"""flowax.dynamics: the integrator, the scan loop, gradient and measure flows, sweeps, results."""
 
 from .descent import DescentState, Stepper, descent_step, gradient_descent, iterate
 from .gradient import gradient_field, gradient_flow
 from .integrate import SOLVERS, fused_lanes, integrate
+from .measure_flows import (
+    RETRACTIONS,
+    conic_particle_gd,
+    conic_particle_step,
+    fisher_rao_flow,
+    wasserstein_flow,
+    wfr_field,
+    wfr_flow,
+)
+from .objectives import interaction_energy, potential_energy, two_layer_risk
+from .particles import Particles, first_variation
 from .sweep import product_grid, sweep
 from .trajectory import STATUS_NAMES, Stats, Trajectory, raise_if_failed
 
 __all__ = [
+    "RETRACTIONS",
     "SOLVERS",
     "STATUS_NAMES",
     "DescentState",
+    "Particles",
     "Stats",
     "Stepper",
     "Trajectory",
+    "conic_particle_gd",
+    "conic_particle_step",
     "descent_step",
+    "first_variation",
+    "fisher_rao_flow",
     "fused_lanes",
     "gradient_descent",
     "gradient_field",
     "gradient_flow",
     "integrate",
+    "interaction_energy",
     "iterate",
+    "potential_energy",
     "product_grid",
     "raise_if_failed",
     "sweep",
+    "two_layer_risk",
+    "wasserstein_flow",
+    "wfr_field",
+    "wfr_flow",
 ]

@@ -173,3 +173,22 @@ def test_same_answer_on_one_and_four_devices():
     np.testing.assert_allclose(four["loss"], one["loss"], rtol=1e-12, atol=1e-13)
     assert four["steps"] == one["steps"]
     np.testing.assert_allclose(four["map"], one["map"], rtol=1e-12, atol=1e-14)
+
+
+def test_sweep_compiles_once_across_calls():
+    traces = []
+
+    def run(scale):
+        traces.append(1)  # runs only while tracing
+        return dynamics.gradient_descent(
+            lambda p: 0.5 * scale * jnp.sum(p**2), jnp.ones(2), lr=0.1, steps=5
+        ).values["loss"]
+
+    first = dynamics.sweep(run, jnp.array([1.0, 2.0, 3.0]), progress=False)
+    second = dynamics.sweep(run, jnp.array([4.0, 5.0, 6.0]), progress=False)
+    assert len(traces) == 1
+    # GD on s p^2 / 2: loss_k = s (1 - 0.1 s)^(2k) |p0|^2 / 2
+    k = np.arange(6)
+    for s, row in zip([4.0, 5.0, 6.0], np.asarray(second), strict=True):
+        np.testing.assert_allclose(row, s * (1 - 0.1 * s) ** (2 * k), rtol=1e-12)
+    assert first.shape == (3, 6)

@@ -1,0 +1,76 @@
+"""Objectives over measures, written as JAX functions of `Particles`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+
+from ..models._model import get_activation
+from .particles import Particles
+
+
+def potential_energy(v: Callable[[jax.Array], jax.Array]) -> Callable[[Particles], jax.Array]:
+    """``F(mu) = int v dmu = sum_i w_i v(x_i)``; its first variation is ``v``.
+
+    Args:
+      v: ``v(x) -> scalar`` for one position ``x`` (vmapped over particles).
+    """
+
+    def objective(p: Particles) -> jax.Array:
+        return jnp.sum(p.weights * jax.vmap(v)(p.positions))
+
+    return objective
+
+
+def interaction_energy(
+    kernel: Callable[[jax.Array, jax.Array], jax.Array],
+    v: Callable[[jax.Array], jax.Array] | None = None,
+) -> Callable[[Particles], jax.Array]:
+    """``F(mu) = int v dmu + (1/2) int int k(x, y) dmu(x) dmu(y)``.
+
+    First variation ``V(x) = v(x) + int k(x, y) dmu(y)`` (for symmetric ``k``). Convex in ``mu``
+    when ``k`` is a positive-definite kernel. The entropic part of free energies enters through
+    the noise of `flowax.dynamics` Langevin flows, not through this objective.
+    """
+
+    def objective(p: Particles) -> jax.Array:
+        gram = jax.vmap(lambda a: jax.vmap(lambda b: kernel(a, b))(p.positions))(p.positions)
+        out = 0.5 * p.weights @ gram @ p.weights
+        if v is not None:
+            out = out + jnp.sum(p.weights * jax.vmap(v)(p.positions))
+        return out
+
+    return objective
+
+
+def two_layer_risk(
+    x: jax.Array,
+    y: jax.Array,
+    *,
+    activation: str | Callable = "relu",
+    l2: float = 0.0,
+) -> Callable[[Particles], jax.Array]:
+    """Squared risk of a two-layer network in mean-field scaling, as a function of a measure.
+
+    Each particle is a neuron ``theta_i = (a_i, b_i) in R^{1 + d}`` and
+    ``f_mu(z) = sum_i w_i a_i phi(<b_i, z>)``, so that
+    ``F(mu) = (1/2n) sum_n (f_mu(z_n) - y_n)^2 + l2 sum_i w_i |theta_i|^2`` (convex in ``mu``).
+    Chizat and Bach (2018); Mei, Montanari and Nguyen (2018).
+
+    Args:
+      x: ``[n, d]`` inputs; y: ``[n]`` targets.
+      activation: name or callable ``phi``.
+      l2: weight of the ``int |theta|^2 dmu`` regularizer (>= 0).
+    """
+    phi = get_activation(activation)
+
+    def objective(p: Particles) -> jax.Array:
+        a, b = p.positions[:, 0], p.positions[:, 1:]
+        features = phi(x @ b.T)  # [n, m]
+        pred = features @ (p.weights * a)
+        risk = 0.5 * jnp.mean((pred - y) ** 2)
+        return risk + l2 * jnp.sum(p.weights * jnp.sum(p.positions**2, axis=1))
+
+    return objective
