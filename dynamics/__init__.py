@@ -3,6 +3,7 @@
 from .descent import DescentState, Stepper, descent_step, gradient_descent, iterate
 from .gradient import gradient_field, gradient_flow
 from .integrate import SOLVERS, fused_lanes, integrate
+from .langevin import LangevinState, langevin_step, log_annealing, mean_field_langevin
 from .measure_flows import (
     RETRACTIONS,
     conic_particle_gd,
@@ -22,6 +23,7 @@ __all__ = [
     "SOLVERS",
     "STATUS_NAMES",
     "DescentState",
+    "LangevinState",
     "Particles",
     "Stats",
     "Stepper",
@@ -38,6 +40,9 @@ __all__ = [
     "integrate",
     "interaction_energy",
     "iterate",
+    "langevin_step",
+    "log_annealing",
+    "mean_field_langevin",
     "potential_energy",
     "product_grid",
     "raise_if_failed",

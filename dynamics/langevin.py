@@ -1,0 +1,112 @@
+"""Mean-field Langevin dynamics of particle measures, with temperature schedules."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from . import _checks
+from .descent import iterate
+from .particles import Particles, check_objective, check_particles, first_variation
+from .trajectory import Trajectory
+
+
+class LangevinState(NamedTuple):
+    """State of `mean_field_langevin`: the particles, the PRNG key, the step count (int32)."""
+
+    particles: Particles
+    key: jax.Array
+    count: jax.Array
+
+
+def log_annealing(temperature0: float) -> Callable[[jax.Array], jax.Array]:
+    """``T(t) = T0 / log(e + t)``: the logarithmic cooling of simulated annealing (Geman and Geman
+    1984; Chiang, Hwang and Sheu 1987), slow enough to escape every well of a fixed landscape."""
+    _checks.check_positive("temperature0", temperature0)
+    return lambda t: temperature0 / jnp.log(jnp.e + t)
+
+
+def langevin_step(
+    objective: Callable[[Particles], jax.Array],
+    *,
+    lr: float | jax.Array,
+    temperature: float | jax.Array | Callable[[jax.Array], jax.Array],
+) -> Callable[[LangevinState], LangevinState]:
+    """One Euler-Maruyama step of mean-field Langevin dynamics, usable in a user's own loop.
+
+    ``x_i <- x_i - lr grad V_mu(x_i) + sqrt(2 lr T(t_k)) xi_i``, ``xi_i ~ N(0, I)``,
+    ``t_k = k lr``; masses are unchanged. ``temperature`` is a number or a function ``T(t)``.
+    """
+    _checks.check_positive("lr", lr)
+    temp = temperature if callable(temperature) else (lambda t: temperature)
+
+    def step(state: LangevinState) -> LangevinState:
+        key, sub = jax.random.split(state.key)
+        _, grad_v = first_variation(objective, state.particles)
+        x = state.particles.positions
+        t = state.count * lr
+        noise = jax.random.normal(sub, x.shape, x.dtype)
+        x = x - lr * grad_v + jnp.sqrt(2.0 * lr * temp(t)) * noise
+        return LangevinState(Particles(state.particles.weights, x), key, state.count + 1)
+
+    return step
+
+
+def mean_field_langevin(
+    objective: Callable[[Particles], jax.Array],
+    particles: Particles,
+    *,
+    temperature: float | jax.Array,
+    lr: float | jax.Array,
+    steps: int,
+    key: jax.Array,
+    schedule: Callable[[jax.Array], jax.Array] | None = None,
+    save_every: int = 1,
+    observables: dict[str, Callable] | None = None,
+) -> Trajectory:
+    r"""Mean-field Langevin dynamics ``dX = -grad V_mu(X) dt + sqrt(2 T(t)) dB`` by Euler-Maruyama.
+
+    The particles follow the Wasserstein gradient flow of the entropy-regularized free energy
+    ``F(mu) + T int log(dmu/dx) dmu`` (Mei, Montanari and Nguyen 2018; Hu, Ren, Siska and Szpruch
+    2021; Nitanda, Wu and Suzuki 2022; Chizat 2022). For ``F = int k|x|^2/2 dmu`` the stationary
+    law is ``N(0, T/k)``; the scheme with step ``h`` has the stationary variance
+    ``T / (k (1 - h k / 2))``.
+
+    Args:
+      objective: ``F(particles) -> scalar``; ``grad V_mu`` comes from autodiff.
+      particles: initial `Particles`; masses stay fixed (usually uniform).
+      temperature: ``T > 0``, or the scale of ``schedule``.
+      lr: step ``h > 0``; save times are ``t = k h``.
+      steps: number of steps.
+      key: PRNG key (split at every step).
+      schedule: ``s(t)``; the temperature is ``T(t) = temperature * s(t)`` (annealing, e.g.
+        ``lambda t: 1 / log(e + t)``, see `log_annealing`).
+      save_every, observables: as in `iterate` (default observables: the objective).
+
+    Returns:
+      `Trajectory` whose ``final`` is the `Particles` after ``steps`` steps.
+    """
+    check_particles(particles)
+    check_objective(objective, particles)
+    _checks.check_positive("temperature", temperature)
+    if schedule is not None:
+        _checks.check_callable("schedule", schedule)
+        temp = lambda t: temperature * schedule(t)  # noqa: E731
+    else:
+        temp = temperature
+    step = langevin_step(objective, lr=lr, temperature=temp)
+    if observables is None:
+        observables = {"objective": lambda t, p: objective(p)}
+    state = LangevinState(particles, key, jnp.zeros((), jnp.int32))
+    return iterate(
+        step,
+        state,
+        steps=steps,
+        save_every=save_every,
+        observables=observables,
+        observe=lambda s: s.particles,
+        dt=lr,
+    )

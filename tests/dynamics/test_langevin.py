@@ -1,0 +1,87 @@
+"""Mean-field Langevin: stationary variance of the Ornstein-Uhlenbeck case, annealing, keys."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flowax import dynamics
+from flowax.dynamics import Particles
+
+
+def test_stationary_variance_of_quadratic_potential():
+    # F = int k x^2/2 dmu, temperature T: the Euler-Maruyama chain x <- (1 - hk) x + sqrt(2hT) xi
+    # has the stationary variance T / (k (1 - hk/2)) (-> T/k as h -> 0).
+    m, k, temp, h = 20000, 2.0, 0.3, 0.05
+    p0 = Particles(jnp.full(m, 1.0 / m), jnp.zeros((m, 1)))
+    traj = dynamics.mean_field_langevin(
+        dynamics.potential_energy(lambda x: 0.5 * k * x @ x),
+        p0,
+        temperature=temp,
+        lr=h,
+        steps=200,
+        key=jax.random.key(0),
+        save_every=50,
+        observables={"var": lambda t, p: jnp.var(p.positions)},
+    )
+    expected = temp / (k * (1 - h * k / 2))
+    # after t = 10 (k t = 20: the initial condition is forgotten to e^-40) the m particles are
+    # independent Gaussian draws: the sample variance has relative std sqrt(2/m) = 1%.
+    var = float(traj.values["var"][-1])
+    assert abs(var / expected - 1) < 4 * np.sqrt(2 / m), (var, expected)
+    assert abs(expected / (temp / k) - 1) < 0.06  # the O(h) bias of the scheme is known
+
+
+def test_annealing_reaches_lower_energy_on_double_well():
+    v = lambda x: (x[0] ** 2 - 1.0) ** 2 + 0.3 * x[0]  # noqa: E731  (minimum near x = -1.04)
+    objective = dynamics.potential_energy(v)
+    m = 2000
+    p0 = Particles(jnp.full(m, 1.0 / m), jax.random.normal(jax.random.key(1), (m, 1)))
+    common = dict(lr=0.01, steps=3000, key=jax.random.key(2), save_every=3000)
+    fixed = dynamics.mean_field_langevin(objective, p0, temperature=0.5, **common)
+    annealed = dynamics.mean_field_langevin(
+        objective, p0, temperature=0.5, schedule=lambda t: 1.0 / (1.0 + t), **common
+    )
+    vals_fixed = np.asarray(jax.vmap(v)(fixed.final.positions))
+    vals_anneal = np.asarray(jax.vmap(v)(annealed.final.positions))
+    se = np.hypot(vals_fixed.std(), vals_anneal.std()) / np.sqrt(m)
+    # fixed T = 0.5 for t = 30 >> the relaxation time: the Gibbs mean energy, by quadrature
+    # (the O(h) bias of the scheme at h = 0.01 is below the statistical error here)
+    x = np.linspace(-4, 4, 8001)
+    vx = (x**2 - 1) ** 2 + 0.3 * x
+    gibbs = np.sum(vx * np.exp(-vx / 0.5)) / np.sum(np.exp(-vx / 0.5))
+    se_fixed = vals_fixed.std() / np.sqrt(m)
+    assert abs(vals_fixed.mean() - gibbs) < 4 * se_fixed, (vals_fixed.mean(), gibbs)
+    # annealing to T = 0.5/31 lowers the energy by far more than the statistical error
+    assert vals_anneal.mean() < vals_fixed.mean() - 5 * se, (vals_anneal.mean(), vals_fixed.mean())
+    log = dynamics.log_annealing(0.5)
+    np.testing.assert_allclose(log(0.0), 0.5, rtol=1e-14)
+
+
+def test_keys_vmap_and_jit():
+    objective = dynamics.potential_energy(lambda x: 0.5 * x @ x)
+    p0 = Particles(jnp.full(10, 0.1), jnp.ones((10, 2)))
+
+    def run(key):
+        return dynamics.mean_field_langevin(
+            objective, p0, temperature=0.1, lr=0.1, steps=5, key=key
+        ).final.positions
+
+    keys = jax.random.split(jax.random.key(0), 3)
+    batched = jax.vmap(run)(keys)
+    np.testing.assert_allclose(batched[1], jax.jit(run)(keys[1]), rtol=1e-12)
+    assert not np.allclose(batched[0], batched[1])
+    np.testing.assert_array_equal(run(keys[2]), run(keys[2]))  # same key, same draw
+
+
+def test_bad_input():
+    objective = dynamics.potential_energy(lambda x: 0.5 * x @ x)
+    p0 = Particles(jnp.full(4, 0.25), jnp.ones((4, 2)))
+    kw = dict(lr=0.1, steps=5, key=jax.random.key(0))
+    with pytest.raises(ValueError, match="temperature"):
+        dynamics.mean_field_langevin(objective, p0, temperature=0.0, **kw)
+    with pytest.raises(ValueError, match="lr"):
+        dynamics.mean_field_langevin(
+            objective, p0, temperature=0.1, lr=-1.0, steps=5, key=jax.random.key(0)
+        )
+    with pytest.raises(ValueError, match="schedule"):
+        dynamics.mean_field_langevin(objective, p0, temperature=0.1, schedule=3.0, **kw)
