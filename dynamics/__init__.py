@@ -13,7 +13,13 @@ from .measure_flows import (
     wfr_field,
     wfr_flow,
 )
-from .objectives import interaction_energy, potential_energy, two_layer_risk
+from .objectives import (
+    fourier_features,
+    interaction_energy,
+    potential_energy,
+    sparse_deconvolution,
+    two_layer_risk,
+)
 from .particles import Particles, first_variation
 from .sweep import product_grid, sweep
 from .trajectory import STATUS_NAMES, Stats, Trajectory, raise_if_failed
@@ -33,6 +39,7 @@ __all__ = [
     "descent_step",
     "first_variation",
     "fisher_rao_flow",
+    "fourier_features",
     "fused_lanes",
     "gradient_descent",
     "gradient_field",
@@ -46,6 +53,7 @@ __all__ = [
     "potential_energy",
     "product_grid",
     "raise_if_failed",
+    "sparse_deconvolution",
     "sweep",
     "two_layer_risk",
     "wasserstein_flow",
