@@ -161,3 +161,27 @@ def test_bad_input():
         dynamics.conic_particle_gd(objective, p, lr=0.1, steps=3, retraction="sphere")
     with pytest.raises(ValueError, match="lr"):
         dynamics.conic_particle_gd(objective, p, lr=0.0, steps=3)
+
+
+def test_two_layer_risk_chunked_equals_plain_formula():
+    z = jax.random.normal(jax.random.key(7), (37, 3))  # 37: chunks of 8 leave a padded tail
+    y = jnp.sin(z[:, 0])
+    p = Particles(
+        jax.random.uniform(jax.random.key(8), (5,)), jax.random.normal(jax.random.key(9), (5, 4))
+    )
+
+    def plain(q):
+        a, b = q.positions[:, 0], q.positions[:, 1:]
+        pred = jax.nn.relu(z @ b.T) @ (q.weights * a)
+        return 0.5 * jnp.mean((pred - y) ** 2) + 0.01 * jnp.sum(
+            q.weights * jnp.sum(q.positions**2, 1)
+        )
+
+    chunked = dynamics.two_layer_risk(z, y, activation="relu", l2=0.01, chunk_size=8)
+    np.testing.assert_allclose(chunked(p), plain(p), rtol=1e-13)
+    for g1, g2 in zip(
+        jax.tree_util.tree_leaves(jax.grad(chunked)(p)),
+        jax.tree_util.tree_leaves(jax.grad(plain)(p)),
+        strict=True,
+    ):
+        np.testing.assert_allclose(g1, g2, rtol=1e-12, atol=1e-14)
