@@ -19,7 +19,6 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-
 from flowax import dynamics
 from flowax.dynamics import Particles
 

@@ -17,7 +17,6 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-
 from flowax import dynamics
 from flowax.dynamics import Particles
 
@@ -53,12 +52,16 @@ def main():
         results[m] = dynamics.sweep(run, jnp.arange(SEEDS), progress=False)
         print(f"  width {m:4d}: done ({time.perf_counter() - start:.1f} s)", flush=True)
 
-    print(f"\n{'width m':>8} {'initial risk':>13} {'final risk (median of 4 seeds)':>31} "
-          f"{'worst seed':>11}")
+    print(
+        f"\n{'width m':>8} {'initial risk':>13} {'final risk (median of 4 seeds)':>31} "
+        f"{'worst seed':>11}"
+    )
     for m, traj in results.items():
         final = np.asarray(traj.values["objective"][:, -1])
-        print(f"{m:8d} {float(traj.values['objective'][0, 0]):13.3e} {np.median(final):31.3e} "
-              f"{final.max():11.3e}")
+        print(
+            f"{m:8d} {float(traj.values['objective'][0, 0]):13.3e} {np.median(final):31.3e} "
+            f"{final.max():11.3e}"
+        )
 
     import matplotlib
 
@@ -71,10 +74,14 @@ def main():
         color = cmap(j / (len(WIDTHS) - 0.5))
         ts, vals = np.asarray(traj.ts[0]), np.asarray(traj.values["objective"])
         for s in range(SEEDS):
-            axes[0].loglog(ts[1:], vals[s, 1:], color=color, lw=1.3,
-                           label=f"m = {m}" if s == 0 else None)
-    axes[0].set(xlabel="time t = k lr", ylabel="risk F(mu)",
-                title="Conic particle GD (WFR), 4 seeds per width")
+            axes[0].loglog(
+                ts[1:], vals[s, 1:], color=color, lw=1.3, label=f"m = {m}" if s == 0 else None
+            )
+    axes[0].set(
+        xlabel="time t = k lr",
+        ylabel="risk F(mu)",
+        title="Conic particle GD (WFR), 4 seeds per width",
+    )
     axes[0].legend(fontsize=8)
     traj = results[WIDTHS[-1]]
     final = traj.final
@@ -84,13 +91,21 @@ def main():
     # neurons as directions of b, projected on the first two teacher directions
     u = np.asarray(teacher_b)
     proj = (b / np.linalg.norm(b, axis=1, keepdims=True)) @ u[:2].T
-    sc = axes[1].scatter(proj[:, 0], proj[:, 1], s=2000 * w * np.abs(a) * np.linalg.norm(b, axis=1),
-                         c=np.sign(a), cmap="coolwarm", alpha=0.6)
-    axes[1].scatter(*(u[:2] @ u[:2].T).T, marker="*", s=300, c="k", label="teacher neurons 1, 2")
-    axes[1].set(xlabel="<b/|b|, u_1>", ylabel="<b/|b|, u_2>",
-                title=f"m = {WIDTHS[-1]}: neurons at the end (size = |output mass|)")
+    axes[1].scatter(
+        proj[:, 0],
+        proj[:, 1],
+        s=2000 * w * np.abs(a) * np.linalg.norm(b, axis=1),
+        c=np.sign(a),
+        cmap="coolwarm",
+        alpha=0.6,
+    )
+    axes[1].scatter(*(u @ u[:2].T).T, marker="*", s=300, c="k", label="teacher neurons")
+    axes[1].set(
+        xlabel="<b/|b|, u_1>",
+        ylabel="<b/|b|, u_2>",
+        title=f"m = {WIDTHS[-1]}: final neurons (size: |w a| |b|; red a > 0, blue a < 0)",
+    )
     axes[1].legend(fontsize=8)
-    del sc
     fig.savefig(args.out, dpi=130)
     print(f"wrote {args.out}")
 

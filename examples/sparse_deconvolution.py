@@ -21,7 +21,6 @@ import argparse
 import jax
 import jax.numpy as jnp
 import numpy as np
-
 from flowax import dynamics
 from flowax.dynamics import Particles
 
@@ -76,8 +75,10 @@ def main():
     for name, traj in trajs.items():
         masses, positions = summarize(traj.final)
         pos_err = np.nanmax(np.abs(positions - SPIKES)) if np.all(masses > 0) else np.inf
-        print(f"{name:<26} {float(traj.values['objective'][-1]):10.2e} {pos_err:14.2e} "
-              f"{np.max(np.abs(masses - AMPS)):15.2e}")
+        print(
+            f"{name:<26} {float(traj.values['objective'][-1]):10.2e} {pos_err:14.2e} "
+            f"{np.max(np.abs(masses - AMPS)):15.2e}"
+        )
 
     import matplotlib
 
@@ -90,27 +91,36 @@ def main():
     ax.stem(SPIKES, AMPS, linefmt="k-", markerfmt="ko", basefmt=" ", label="true spikes")
     for name, traj in trajs.items():
         x = np.mod(np.asarray(traj.final.positions[:, 0]), 1.0)
-        ax.plot(x, np.asarray(traj.final.weights), "v", color=colors[name], ms=6, alpha=0.8,
-                label=name)
-    ax.set(xlabel="position on the torus", ylabel="mass", title="Recovered measures",
-           xlim=(0, 1))
+        ax.plot(
+            x, np.asarray(traj.final.weights), "v", color=colors[name], ms=6, alpha=0.8, label=name
+        )
+    ax.set(xlabel="position on the torus", ylabel="mass", title="Recovered measures", xlim=(0, 1))
     ax.legend(fontsize=8)
     ax = axes[1]
     for name, traj in trajs.items():
-        ax.loglog(traj.ts[1:], traj.values["objective"][1:], color=colors[name], label=name,
-                  lw=2)
+        ax.loglog(traj.ts[1:], traj.values["objective"][1:], color=colors[name], label=name, lw=2)
     ax.set(xlabel="time t = k lr", ylabel="objective F(mu)", title="Objective, equal compute")
     ax.legend(fontsize=8)
     ax = axes[2]
     traj = trajs["WFR (conic GD)"]
     xs, ws, ts = np.asarray(traj.values["x"]), np.asarray(traj.values["w"]), np.asarray(traj.ts)
     for i in range(M):
-        ax.scatter(ts[1:], xs[1:, i], s=2 + 40 * ws[1:, i] / AMPS.max(), c="tab:blue",
-                   alpha=0.4, linewidths=0)
+        ax.scatter(
+            ts[1:],
+            xs[1:, i],
+            s=2 + 40 * ws[1:, i] / AMPS.max(),
+            c="tab:blue",
+            alpha=0.4,
+            linewidths=0,
+        )
     for s in SPIKES:
         ax.axhline(s, color="k", ls="--", lw=0.7)
-    ax.set(xscale="log", xlabel="time t", ylabel="particle position",
-           title="WFR particles (marker size = mass)")
+    ax.set(
+        xscale="log",
+        xlabel="time t",
+        ylabel="particle position",
+        title="WFR particles (marker size = mass)",
+    )
     fig.savefig(args.out, dpi=130)
     print(f"wrote {args.out}")
 
