@@ -14,6 +14,7 @@ from .measure_flows import (
     wfr_flow,
 )
 from .objectives import (
+    bilevel_two_layer_risk,
     fourier_features,
     interaction_energy,
     potential_energy,
@@ -34,6 +35,7 @@ __all__ = [
     "Stats",
     "Stepper",
     "Trajectory",
+    "bilevel_two_layer_risk",
     "conic_particle_gd",
     "conic_particle_step",
     "descent_step",

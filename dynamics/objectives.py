@@ -129,3 +129,48 @@ def sparse_deconvolution(
         return 0.5 * jnp.sum((pred - measurements) ** 2) + reg * jnp.sum(p.weights)
 
     return objective
+
+
+def bilevel_two_layer_risk(
+    x: jax.Array,
+    y: jax.Array,
+    *,
+    activation: str | Callable = "relu",
+    ridge: float = 1e-3,
+) -> Callable[[Particles], jax.Array]:
+    """The bilevel reduction of a signed two-layer network: outer measure over hidden weights.
+
+    For hidden neurons ``b_i`` (the particles, masses ``w_i``) the signed output weights solve the
+    inner ridge problem exactly,
+
+        G(mu) = min_a (1/2n) sum_n (sum_i w_i a_i phi(<b_i, z_n>) - y_n)^2
+                + (ridge/2) sum_i w_i a_i^2,
+
+    so the network can fit targets of any sign while ``mu`` stays a nonnegative measure on which
+    mean-field Langevin dynamics acts (Wang, Mousavi-Hosseini and Chizat 2024, "Mean-field
+    Langevin dynamics for signed measures via a bilevel approach"). The inner minimizer is
+    ``a* = (Phi_w^T Phi_w / n + ridge W)^{-1} Phi_w^T y / n`` with ``Phi_w = Phi W``; by the
+    envelope theorem ``grad G`` is the partial gradient at ``a*``, which autodiff through the
+    solve reproduces. The lifting reduction, with ``a_i`` carried as a particle coordinate, is
+    `two_layer_risk`.
+
+    Args:
+      x: ``[n, d]`` inputs; y: ``[n]`` targets.
+      activation: name or callable ``phi``.
+      ridge: ``> 0``, makes the inner problem strongly convex.
+    """
+    phi = get_activation(activation)
+    n = x.shape[0]
+
+    def inner(p: Particles):
+        feats = phi(x @ p.positions.T) * p.weights[None, :]  # [n, m]
+        gram = feats.T @ feats / n + ridge * jnp.diag(p.weights)
+        a = jnp.linalg.solve(gram, feats.T @ y / n)
+        return feats, a
+
+    def objective(p: Particles) -> jax.Array:
+        feats, a = inner(p)
+        return 0.5 * jnp.mean((feats @ a - y) ** 2) + 0.5 * ridge * jnp.sum(p.weights * a**2)
+
+    objective.output_weights = lambda p: inner(p)[1]  # type: ignore[attr-defined]
+    return objective
