@@ -185,3 +185,19 @@ def test_two_layer_risk_chunked_equals_plain_formula():
         strict=True,
     ):
         np.testing.assert_allclose(g1, g2, rtol=1e-12, atol=1e-14)
+
+
+def test_conic_gd_under_vmap_and_sweep_over_scales():
+    objective = _risk()
+    base = Particles(jnp.full(6, 1.0 / 6), jax.random.normal(jax.random.key(6), (6, 3)))
+
+    def run(scale):
+        p = Particles(base.weights, scale * base.positions)
+        return dynamics.conic_particle_gd(objective, p, lr=0.05, steps=20, save_every=10)
+
+    scales = jnp.array([0.5, 1.0, 2.0])
+    swept = dynamics.sweep(run, scales, progress=False)
+    vmapped = jax.vmap(run)(scales)
+    single = jax.jit(run)(scales[2])
+    np.testing.assert_allclose(swept.values["objective"], vmapped.values["objective"], rtol=1e-12)
+    np.testing.assert_allclose(swept.final.weights[2], single.final.weights, rtol=1e-12)
