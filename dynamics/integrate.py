@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import diffrax
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -86,6 +87,38 @@ class _Opts(NamedTuple):
     atol: float
     dt0: float | None
     max_steps: int
+    sde: bool = False
+
+
+class _DiagonalNoise(diffrax.ControlTerm):
+    """``g(t, y) * dW`` elementwise over a pytree (diagonal noise)."""
+
+    def prod(self, vf, control):
+        return jax.tree_util.tree_map(lambda a, b: a * b, vf, control)
+
+
+class _LaneBrownian(diffrax.AbstractBrownianPath):
+    """Independent Brownian motions per lane, each a function of its lane's own key only, so a
+    fused solve draws for every lane the noise that its own solve would draw."""
+
+    keys: jax.Array  # [B, ...] raw key data
+    shape: Any = eqx.field(static=True)  # one lane's state structure
+    levy_area: type = diffrax.BrownianIncrement
+
+    @property
+    def t0(self):
+        return -jnp.inf
+
+    @property
+    def t1(self):
+        return jnp.inf
+
+    def evaluate(self, t0, t1=None, left=True, use_levy=False):
+        def one(k):
+            path = diffrax.UnsafeBrownianPath(self.shape, jax.random.wrap_key_data(k))
+            return path.evaluate(t0, t1, left, use_levy)
+
+        return jax.vmap(one)(self.keys)
 
 
 class _Extras(NamedTuple):
@@ -96,6 +129,9 @@ class _Extras(NamedTuple):
     args: PyTree
     field_consts: list
     obs_consts: dict
+    key: PyTree = None  # raw key data of the lane's Brownian motion (SDEs)
+    diffusion_consts: list = []
+    s_save: Any = None  # normalized save times (fused path only)
 
 
 def _get_solver(solver):
@@ -121,7 +157,7 @@ def _lane_max_norm(err: PyTree) -> jax.Array:
     return jnp.max(per_lane)
 
 
-def _solve_lanes(field_fn, obs_fns, y0, extras: _Extras, s_save, opts: _Opts):
+def _solve_lanes(field_fn, obs_fns, y0, extras: _Extras, s_save, opts: _Opts, diffusion_fn=None):
     """Solves ``B`` lanes (leading axis of ``y0`` and ``extras``) as one diffrax solve.
 
     ``field_fn(t, y, e)`` and ``obs_fns[k](t, y, e)`` act on one lane. Returns a dict of arrays,
@@ -142,6 +178,14 @@ def _solve_lanes(field_fn, obs_fns, y0, extras: _Extras, s_save, opts: _Opts):
 
     def vector_field(s, ys, es):
         return jax.vmap(lane_field, in_axes=(None, 0, 0, 0))(s, ys, es, dead)
+
+    def lane_noise(s, y, e, dead):
+        span = e.t1 - e.t0
+        g = diffusion_fn(e.t0 + s * span, y, e)
+        return jax.tree_util.tree_map(lambda v: jnp.where(dead, 0, jnp.sqrt(span) * v), g)
+
+    def noise_field(s, ys, es):
+        return jax.vmap(lane_noise, in_axes=(None, 0, 0, 0))(s, ys, es, dead)
 
     def lane_save(s, y, e):
         t = e.t0 + s * (e.t1 - e.t0)
@@ -166,8 +210,17 @@ def _solve_lanes(field_fn, obs_fns, y0, extras: _Extras, s_save, opts: _Opts):
     saveat = diffrax.SaveAt(
         subs=[diffrax.SubSaveAt(ts=s_save, fn=save_fn), diffrax.SubSaveAt(t1=True)]
     )
+    terms = diffrax.ODETerm(vector_field)
+    adjoint = diffrax.RecursiveCheckpointAdjoint()
+    if opts.sde:
+        lane_shape = jax.tree_util.tree_map(
+            lambda v: jax.ShapeDtypeStruct(v.shape[1:], v.dtype), y0
+        )
+        bm = _LaneBrownian(extras.key, lane_shape)
+        terms = diffrax.MultiTerm(terms, _DiagonalNoise(noise_field, bm))
+        adjoint = diffrax.ForwardMode()
     sol = diffrax.diffeqsolve(
-        diffrax.ODETerm(vector_field),
+        terms,
         opts.solver,
         t0=jnp.zeros((), dtype),
         t1=jnp.ones((), dtype),
@@ -178,6 +231,7 @@ def _solve_lanes(field_fn, obs_fns, y0, extras: _Extras, s_save, opts: _Opts):
         stepsize_controller=controller,
         max_steps=opts.max_steps,
         throw=False,
+        adjoint=adjoint,
     )
     (vals, finite), y_final = sol.ys[0], jax.tree_util.tree_map(lambda v: v[0], sol.ys[1])
     s_reached = sol.ts[1][0]
@@ -242,10 +296,13 @@ def _hoist(fn, *example):
     return converted, list(closed.consts)
 
 
-def _fused_solve(field, observables, y0, t0, t1, s_save, args, opts):
+def _fused_solve(field, observables, y0, t0, t1, s_save, args, opts, diffusion, key):
     """`_solve_lanes` behind a custom batching rule that fuses the lanes of an enclosing vmap."""
     t_example = jnp.asarray(t0, jnp.result_type(t0, float))
     field_c, field_consts = _hoist(field, t_example, y0, args)
+    diff_c, diff_consts = (None, [])
+    if diffusion is not None:
+        diff_c, diff_consts = _hoist(diffusion, t_example, y0, args)
     obs_c = {}
     obs_consts = {}
     for k, fn in observables.items():
@@ -254,55 +311,58 @@ def _fused_solve(field, observables, y0, t0, t1, s_save, args, opts):
     def field_fn(t, y, e):
         return field_c(e.field_consts, t, y, e.args)
 
+    def diffusion_fn(t, y, e):
+        return diff_c(e.diffusion_consts, t, y, e.args)
+
     obs_fns = {k: (lambda t, y, e, k=k: obs_c[k](e.obs_consts[k], t, y)) for k in obs_c}
 
-    def single(y0, t0, t1, s_save, args, fconsts, oconsts):
-        e = _expand(_Extras(t0, t1, args, fconsts, oconsts))
-        return _squeeze(_solve_lanes(field_fn, obs_fns, _expand(y0), e, s_save, opts))
+    def single(y0, e):
+        ex = _expand(e)
+        return _squeeze(
+            _solve_lanes(field_fn, obs_fns, _expand(y0), ex, e.s_save, opts, diffusion_fn)
+        )
 
     run = custom_batching.custom_vmap(single)
 
     @run.def_vmap
-    def _rule(axis_size, in_batched, y0, t0, t1, s_save, args, fconsts, oconsts):
-        operands = (y0, t0, t1, s_save, args, fconsts, oconsts)
-        horizon_batched = any(jax.tree_util.tree_leaves((in_batched[1], in_batched[2])))
-        save_batched = any(jax.tree_util.tree_leaves(in_batched[3]))
+    def _rule(axis_size, in_batched, y0, e):
+        yb, eb = in_batched
+        horizon_batched = any(jax.tree_util.tree_leaves((eb.t0, eb.t1)))
+        save_batched = any(jax.tree_util.tree_leaves(eb.s_save))
         if save_batched or (horizon_batched and not opts.adaptive):
             # Per-lane save grids or per-lane fixed steps cannot share one solve.
-            in_axes = tuple(
-                jax.tree_util.tree_map(lambda b: 0 if b else None, ib) for ib in in_batched
-            )
-            out = jax.vmap(single, in_axes=in_axes)(*operands)
+            in_axes = jax.tree_util.tree_map(lambda b: 0 if b else None, (yb, eb))
+            out = jax.vmap(single, in_axes=in_axes)(y0, e)
         else:
 
             def bcast(x, b):
                 x = jnp.asarray(x)
                 return x if b else jnp.broadcast_to(x, (axis_size,) + x.shape)
 
-            y0, t0, t1, _, args, fconsts, oconsts = (
-                jax.tree_util.tree_map(bcast, op, ib)
-                for op, ib in zip(operands, in_batched, strict=True)
-            )
-            e = _Extras(t0, t1, args, fconsts, oconsts)
-            out = _solve_lanes(field_fn, obs_fns, y0, e, s_save, opts)
+            y0 = jax.tree_util.tree_map(bcast, y0, yb)
+            s_save = e.s_save
+            e = jax.tree_util.tree_map(bcast, e._replace(s_save=None), eb._replace(s_save=None))
+            out = _solve_lanes(field_fn, obs_fns, y0, e, s_save, opts, diffusion_fn)
         return out, jax.tree_util.tree_map(lambda _: True, out)
 
-    return run(y0, t0, t1, s_save, args, field_consts, obs_consts)
+    key_data = None if key is None else jax.random.key_data(key)
+    e = _Extras(t0, t1, args, field_consts, obs_consts, key_data, diff_consts, s_save)
+    return run(y0, e)
 
 
-def _check_field(field, t, y0, args):
+def _check_field(field, t, y0, args, name="field"):
     out = jax.eval_shape(field, t, y0, args)
     want = jax.tree_util.tree_map(
         lambda x: jax.ShapeDtypeStruct(np.shape(x), jnp.result_type(x)), y0
     )
     if jax.tree_util.tree_structure(out) != jax.tree_util.tree_structure(want):
         raise ValueError(
-            f"field: expected field(t, y, args) to return a pytree of structure "
+            f"{name}: expected {name}(t, y, args) to return a pytree of structure "
             f"{jax.tree_util.tree_structure(want)}, got {jax.tree_util.tree_structure(out)}"
         )
     for a, b in zip(jax.tree_util.tree_leaves(out), jax.tree_util.tree_leaves(want), strict=True):
         if a.shape != b.shape:
-            raise ValueError(f"field: expected an output leaf of shape {b.shape}, got {a.shape}")
+            raise ValueError(f"{name}: expected an output leaf of shape {b.shape}, got {a.shape}")
 
 
 def save_grid(t0, t1, ts, n_save: int, spacing: str):
@@ -345,14 +405,20 @@ def integrate(
     spacing: str = "linear",
     args: PyTree = None,
     observables: dict[str, Callable] | None = None,
-    solver: str | diffrax.AbstractSolver = "tsit5",
-    adaptive: bool = True,
+    solver: str | diffrax.AbstractSolver | None = None,
+    adaptive: bool | None = None,
     rtol: float = 1e-6,
     atol: float = 1e-8,
     dt0: float | None = None,
     max_steps: int = 16_384,
+    diffusion: Callable[[jax.Array, PyTree, Any], PyTree] | None = None,
+    key: jax.Array | None = None,
 ) -> Trajectory:
     r"""Integrates ``dy/dt = field(t, y, args)`` from ``t0`` to ``t1`` with diffrax.
+
+    With ``diffusion`` it integrates the Ito SDE ``dy = field dt + diffusion(t, y, args) * dW``
+    with diagonal noise (an independent Brownian motion per entry of ``y``, drawn from ``key``),
+    by fixed steps ``dt0`` (``solver="euler"`` is Euler-Maruyama, the default for SDEs).
 
     Observables are evaluated inside the compiled program at the save times; the full state is
     kept only at the end (pass an observable ``lambda t, y: y`` to keep it along the way).
@@ -367,11 +433,16 @@ def integrate(
       spacing: ``"linear"`` (``t0 .. t1``) or ``"log"`` (``t0 + (t1 - t0) 10^[-5 .. 0]``).
       args: passed to ``field``.
       observables: ``{name: fn(t, y) -> array}``, evaluated at the save times.
-      solver: a name in ``SOLVERS`` or a diffrax solver instance (stiff problems: "kvaerno5").
-      adaptive: PID step-size control (default); ``False`` takes fixed steps ``dt0``.
+      solver: a name in ``SOLVERS`` or a diffrax solver instance (stiff problems: "kvaerno5");
+        default "tsit5" for ODEs, "euler" for SDEs.
+      adaptive: PID step-size control (default for ODEs); ``False`` takes fixed steps ``dt0``
+        (default for SDEs, the only choice there).
       rtol, atol: tolerances of the adaptive controller.
       dt0: initial (adaptive) or fixed step; adaptive default is diffrax's automatic choice.
       max_steps: maximum number of solver steps.
+      diffusion: ``g(t, y, args)``, a pytree like ``y``: the SDE's diagonal noise coefficient.
+      key: PRNG key of the Brownian motion (required with ``diffusion``). Under `sweep` each lane
+        draws from its own key, so a fused solve reproduces every lane's own solve.
 
     Returns:
       `Trajectory` with ``ts [T]``, ``values {name: [T, ...]}``, ``final`` (the state at ``t1``,
@@ -396,6 +467,20 @@ def integrate(
         raise ValueError(f"y0: expected a non-empty pytree of arrays, got {y0!r}")
     _checks.check_interval(t0, t1)
     s_save = save_grid(t0, t1, ts, n_save, spacing)
+    if diffusion is not None:
+        _checks.check_callable("diffusion", diffusion)
+        if key is None:
+            raise ValueError("key: an SDE (diffusion given) needs a PRNG key, got None")
+        if adaptive:
+            raise ValueError(
+                "adaptive: SDEs are integrated with fixed steps here; pass adaptive=False "
+                "(or leave it unset) and a step dt0"
+            )
+        adaptive = False
+    elif adaptive is None:
+        adaptive = True
+    if solver is None:
+        solver = "tsit5" if diffusion is None else "euler"
     solver_obj = _get_solver(solver)
     _checks.check_positive("rtol", rtol)
     _checks.check_positive("atol", atol)
@@ -413,13 +498,25 @@ def integrate(
     t0 = jnp.asarray(t0, dtype)
     t1 = jnp.asarray(t1, dtype)
     _check_field(field, t0, y0, args)
-    opts = _Opts(solver_obj, bool(adaptive), float(rtol), float(atol), dt0, int(max_steps))
+    if diffusion is not None:
+        _check_field(diffusion, t0, y0, args, name="diffusion")
+    opts = _Opts(
+        solver_obj,
+        bool(adaptive),
+        float(rtol),
+        float(atol),
+        dt0,
+        int(max_steps),
+        diffusion is not None,
+    )
 
     if _FUSE.get():
-        out = _fused_solve(field, observables, y0, t0, t1, s_save, args, opts)
+        out = _fused_solve(field, observables, y0, t0, t1, s_save, args, opts, diffusion, key)
     else:
         obs_fns = {k: (lambda t, y, e, fn=fn: fn(t, y)) for k, fn in observables.items()}
         field_fn = lambda t, y, e: field(t, y, e.args)  # noqa: E731
-        e = _expand(_Extras(t0, t1, args, [], {}))
-        out = _squeeze(_solve_lanes(field_fn, obs_fns, _expand(y0), e, s_save, opts))
+        diffusion_fn = None if diffusion is None else (lambda t, y, e: diffusion(t, y, e.args))
+        key_data = None if key is None else jax.random.key_data(key)
+        e = _expand(_Extras(t0, t1, args, [], {}, key_data))
+        out = _squeeze(_solve_lanes(field_fn, obs_fns, _expand(y0), e, s_save, opts, diffusion_fn))
     return Trajectory(out["ts"], out["values"], out["final"], out["stats"])

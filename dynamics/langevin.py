@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from . import _checks
 from .descent import iterate
+from .integrate import integrate
 from .particles import Particles, check_objective, check_particles, first_variation
 from .trajectory import Trajectory
 
@@ -66,6 +67,7 @@ def mean_field_langevin(
     schedule: Callable[[jax.Array], jax.Array] | None = None,
     save_every: int = 1,
     observables: dict[str, Callable] | None = None,
+    solver: str | Any | None = None,
 ) -> Trajectory:
     r"""Mean-field Langevin dynamics ``dX = -grad V_mu(X) dt + sqrt(2 T(t)) dB`` by Euler-Maruyama.
 
@@ -85,6 +87,10 @@ def mean_field_langevin(
       schedule: ``s(t)``; the temperature is ``T(t) = temperature * s(t)`` (annealing, e.g.
         ``lambda t: 1 / log(e + t)``, see `log_annealing`).
       save_every, observables: as in `iterate` (default observables: the objective).
+      solver: None (default) runs Euler-Maruyama in the scan loop `iterate`. A diffrax solver
+        (a name of `flowax.dynamics.SOLVERS`, e.g. ``"heun"``, or an instance) integrates the
+        SDE through `integrate` with fixed steps ``lr`` instead; the noise is additive, so Ito
+        and Stratonovich solvers agree (Heun: weak order 2 here).
 
     Returns:
       `Trajectory` whose ``final`` is the `Particles` after ``steps`` steps.
@@ -97,9 +103,37 @@ def mean_field_langevin(
         temp = lambda t: temperature * schedule(t)  # noqa: E731
     else:
         temp = temperature
-    step = langevin_step(objective, lr=lr, temperature=temp)
     if observables is None:
         observables = {"objective": lambda t, p: objective(p)}
+    if solver is not None:
+        _checks.check_positive_int("steps", steps)
+        _checks.check_positive_int("save_every", save_every)
+        if steps % save_every:
+            raise ValueError(f"save_every: expected a divisor of steps = {steps}")
+        temp_fn = temp if callable(temp) else (lambda t: temp)
+
+        def drift(t, p, args):
+            _, grad_v = first_variation(objective, p)
+            return Particles(jnp.zeros_like(p.weights), -grad_v)
+
+        def noise(t, p, args):
+            scale = jnp.sqrt(2.0 * temp_fn(t))
+            return Particles(jnp.zeros_like(p.weights), scale * jnp.ones_like(p.positions))
+
+        ts = jnp.arange(0, steps + 1, save_every) * lr
+        return integrate(
+            drift,
+            particles,
+            t1=steps * lr,
+            ts=ts,
+            observables=observables,
+            solver=solver,
+            dt0=lr,
+            diffusion=noise,
+            key=key,
+            max_steps=steps + 1,
+        )
+    step = langevin_step(objective, lr=lr, temperature=temp)
     state = LangevinState(particles, key, jnp.zeros((), jnp.int32))
     return iterate(
         step,

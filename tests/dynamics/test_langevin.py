@@ -115,3 +115,33 @@ def test_bilevel_objective_envelope_and_signed_fit():
     # signed network |f - y| / |y| (from F >= |f - y|^2 / 2n) becomes small
     rel = np.sqrt(2 * f1 / np.mean(np.asarray(y) ** 2))
     assert f1 < f0 and rel < 0.05, (f0, f1, rel)
+
+
+def test_sde_solvers_through_diffrax_stationary_variances():
+    # OU dX = -k X dt + sqrt(2T) dW with step h, additive noise. Euler-Maruyama:
+    # var = T / (k (1 - hk/2)). Heun: X1 = a X0 + (1 - hk/2) sqrt(2T) dW, a = 1 - hk + (hk)^2/2,
+    # var = 2 T h (1 - hk/2)^2 / (1 - a^2): O(h^2) from T/k instead of O(h).
+    m, k, temp, h = 20000, 2.0, 0.3, 0.1
+    p0 = Particles(jnp.full(m, 1.0 / m), jnp.zeros((m, 1)))
+    objective = dynamics.potential_energy(lambda x: 0.5 * k * x @ x)
+    a = 1 - h * k + (h * k) ** 2 / 2
+    exact = {
+        "euler": temp / (k * (1 - h * k / 2)),
+        "heun": 2 * temp * h * (1 - h * k / 2) ** 2 / (1 - a**2),
+    }
+    for solver, expected in exact.items():
+        traj = dynamics.mean_field_langevin(
+            objective,
+            p0,
+            temperature=temp,
+            lr=h,
+            steps=100,
+            key=jax.random.key(1),
+            save_every=50,
+            solver=solver,
+            observables={"var": lambda t, p: jnp.var(p.positions)},
+        )
+        var = float(traj.values["var"][-1])
+        assert abs(var / expected - 1) < 4 * np.sqrt(2 / m), (solver, var, expected)
+        assert int(traj.stats.status) == 0
+    assert abs(exact["heun"] * k / temp - 1) < 0.02 < abs(exact["euler"] * k / temp - 1)
