@@ -24,6 +24,14 @@ from .objectives import (
 from .particles import Particles, first_variation
 from .sweep import product_grid, sweep
 from .trajectory import STATUS_NAMES, Stats, Trajectory, raise_if_failed
+from .transport import (
+    TransportResult,
+    barycentric_projection,
+    entropic_ot,
+    gaussian_barycenter,
+    gaussian_entropic_ot,
+    sinkhorn_divergence,
+)
 
 __all__ = [
     "RETRACTIONS",
@@ -35,6 +43,12 @@ __all__ = [
     "Stats",
     "Stepper",
     "Trajectory",
+    "TransportResult",
+    "barycentric_projection",
+    "entropic_ot",
+    "gaussian_barycenter",
+    "gaussian_entropic_ot",
+    "sinkhorn_divergence",
     "bilevel_two_layer_risk",
     "conic_particle_gd",
     "conic_particle_step",

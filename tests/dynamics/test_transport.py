@@ -1,0 +1,127 @@
+"""Transport through ott-jax: Gaussian closed forms, divergence, projection, barycenter formula."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flowax import dynamics
+from flowax.dynamics import Particles
+
+
+def gaussian_on_grid(x, mean, var):
+    w = np.exp(-((x - mean) ** 2) / (2 * var))
+    return Particles(jnp.asarray(w / w.sum()), jnp.asarray(x[:, None]))
+
+
+@pytest.mark.parametrize("lam", [0.1, 0.5])
+def test_entropic_ot_matches_gaussian_closed_form(lam):
+    # 1-D Gaussians discretized on a fine grid: KL(gamma | mu x nu) is a ratio of densities, so
+    # the discrete value converges to the continuous one (grid step 0.02, tails beyond 8 sd).
+    x = np.linspace(-8, 9, 851)
+    mu, nu = gaussian_on_grid(x, 0.0, 1.0), gaussian_on_grid(x, 1.0, 0.49)
+    out = dynamics.entropic_ot(mu, nu, lam=lam, threshold=1e-9)
+    closed = dynamics.gaussian_entropic_ot(0.0, 1.0, 1.0, 0.49, lam=lam)
+    assert bool(out.converged)
+    np.testing.assert_allclose(float(out.cost), float(closed), rtol=2e-4)
+    # the plan's marginals are the measures
+    np.testing.assert_allclose(out.plan.sum(1), mu.weights, atol=1e-8)
+
+
+def test_gaussian_entropic_ot_limits():
+    # lam -> 0: W2^2 / 2 between N(0, 1) and N(1, 0.49) = (1 + (1 - 0.7)^2) / 2
+    np.testing.assert_allclose(
+        dynamics.gaussian_entropic_ot(0.0, 1.0, 1.0, 0.49, lam=1e-7), 0.5 * (1 + 0.3**2), atol=1e-5
+    )
+    # matrix form equals a product of independent 1-D problems
+    two = dynamics.gaussian_entropic_ot(
+        jnp.zeros(2),
+        jnp.diag(jnp.array([1.0, 2.0])),
+        jnp.ones(2),
+        jnp.diag(jnp.array([0.5, 3.0])),
+        lam=0.3,
+    )
+    one = dynamics.gaussian_entropic_ot(
+        0.0, 1.0, 1.0, 0.5, lam=0.3
+    ) + dynamics.gaussian_entropic_ot(0.0, 2.0, 1.0, 3.0, lam=0.3)
+    np.testing.assert_allclose(two, one, rtol=1e-12)
+
+
+def test_sinkhorn_divergence_zero_on_diagonal_and_gradient():
+    k1, k2 = jax.random.split(jax.random.key(0))
+    mu = Particles(jnp.full(12, 1 / 12), jax.random.normal(k1, (12, 2)))
+    nu = Particles(jnp.full(10, 1 / 10), jax.random.normal(k2, (10, 2)) + 1.0)
+    opts = dict(lam=0.5, threshold=1e-10)
+    assert abs(float(dynamics.sinkhorn_divergence(mu, mu, **opts))) < 1e-10
+    s = float(dynamics.sinkhorn_divergence(mu, nu, **opts))
+    assert s > 0.1
+    grad = jax.grad(lambda x: dynamics.sinkhorn_divergence(Particles(mu.weights, x), nu, **opts))
+    g = np.asarray(grad(mu.positions))
+    eps = 1e-5
+    for i, j in [(0, 0), (3, 1), (7, 0)]:
+        e = jnp.zeros_like(mu.positions).at[i, j].set(eps)
+        fd = (
+            dynamics.sinkhorn_divergence(Particles(mu.weights, mu.positions + e), nu, **opts)
+            - dynamics.sinkhorn_divergence(Particles(mu.weights, mu.positions - e), nu, **opts)
+        ) / (2 * eps)
+        np.testing.assert_allclose(g[i, j], float(fd), rtol=1e-5, atol=1e-9)
+
+
+def test_barycentric_projection_of_gaussians_is_affine():
+    # Between N(0, 1) and N(1, 0.49) the entropic map is affine, T(x) = 1 + c x, with
+    # c = rho * 0.7 and rho the optimal correlation: lam rho = sigma s (1 - rho^2) (notes).
+    lam = 0.3
+    x = np.linspace(-8, 9, 851)
+    mu, nu = gaussian_on_grid(x, 0.0, 1.0), gaussian_on_grid(x, 1.0, 0.49)
+    mapped = np.asarray(dynamics.barycentric_projection(mu, nu, lam=lam, threshold=1e-9))[:, 0]
+    sig, s = 1.0, 0.7
+    rho = (-lam + np.sqrt(lam**2 + 4 * (sig * s) ** 2)) / (2 * sig * s)
+    inside = np.abs(x) < 3
+    np.testing.assert_allclose(mapped[inside], 1.0 + rho * s / sig * x[inside], atol=2e-3)
+
+
+def test_gaussian_barycenter_special_cases():
+    a, lam = 1.3, 0.4
+    m = jnp.array([[-1.0], [0.5], [2.0]])
+    v = jnp.full(3, a)
+    w = jnp.array([0.2, 0.5, 0.3])
+    mean, var = dynamics.gaussian_barycenter(m, v, w, lam=lam, tau=lam)
+    np.testing.assert_allclose(mean, [0.2 * -1 + 0.25 + 0.6], rtol=1e-12)
+    np.testing.assert_allclose(var, a + lam, rtol=1e-12)
+    _, var = dynamics.gaussian_barycenter(m, v, w, lam=lam, tau=lam / 2)
+    np.testing.assert_allclose(var, (a + np.sqrt(a**2 + lam**2)) / 2, rtol=1e-12)
+    tau = 0.13
+    _, var = dynamics.gaussian_barycenter(m, v, w, lam=lam, tau=tau)
+    np.testing.assert_allclose(
+        var, ((a + np.sqrt((a - lam) ** 2 + 4 * a * tau)) ** 2 - lam**2) / (4 * a), rtol=1e-12
+    )
+    # unequal variances: the root equation holds, and vmap over (lam, tau) works
+    v2 = jnp.array([0.36, 1.0, 2.25])
+    lams, taus = jnp.array([0.1, 0.2]), jnp.array([0.05, 0.3])
+    _, xs = jax.vmap(lambda l, t: dynamics.gaussian_barycenter(m, v2, w, lam=l, tau=t))(lams, taus)
+    for l, t, xv in zip(lams, taus, xs, strict=True):
+        lhs = 2 * xv + l - 2 * t
+        np.testing.assert_allclose(lhs, jnp.sum(w * jnp.sqrt(l**2 + 4 * v2 * xv)), rtol=1e-12)
+
+
+def test_jit_vmap_and_bad_input():
+    mu = Particles(jnp.full(5, 0.2), jnp.linspace(0, 1, 10).reshape(5, 2))
+    nus = Particles(jnp.full((3, 4), 0.25), jax.random.normal(jax.random.key(1), (3, 4, 2)))
+    costs = jax.jit(jax.vmap(lambda nu: dynamics.entropic_ot(mu, nu, lam=0.2).cost))(nus)
+    one = dynamics.entropic_ot(mu, Particles(nus.weights[1], nus.positions[1]), lam=0.2).cost
+    np.testing.assert_allclose(costs[1], one, rtol=1e-10)
+    lams = jnp.array([0.1, 0.3])
+    nu1 = Particles(nus.weights[0], nus.positions[0])
+    by_lam = jax.vmap(lambda l: dynamics.entropic_ot(mu, nu1, lam=l).cost)(lams)
+    assert by_lam[0] < by_lam[1]  # T_lam grows with lam (the KL term is >= 0 and weighted more)
+    short = dynamics.entropic_ot(mu, nu1, lam=0.001, max_iterations=3, threshold=1e-12)
+    assert not bool(short.converged)
+    with pytest.raises(ValueError, match="lam"):
+        dynamics.entropic_ot(mu, nu1, lam=0.0)
+    with pytest.raises(ValueError, match="nu.positions: expected points of shape"):
+        dynamics.entropic_ot(mu, Particles(nu1.weights, jnp.ones((4, 3))), lam=0.1)
+    with pytest.raises(ValueError, match="equal masses"):
+        dynamics.entropic_ot(mu, Particles(2 * nu1.weights, nu1.positions), lam=0.1)
+    with pytest.raises(ValueError, match="weights: expected nonnegative weights summing to 1"):
+        dynamics.gaussian_barycenter(
+            jnp.zeros((2, 1)), jnp.ones(2), jnp.array([0.5, 0.6]), lam=0.1, tau=0.1
+        )
