@@ -26,6 +26,7 @@ from .sweep import product_grid, sweep
 from .trajectory import STATUS_NAMES, Stats, Trajectory, raise_if_failed
 from .transport import (
     TransportResult,
+    barycenter_particles,
     barycentric_projection,
     entropic_ot,
     gaussian_barycenter,
@@ -44,6 +45,7 @@ __all__ = [
     "Stepper",
     "Trajectory",
     "TransportResult",
+    "barycenter_particles",
     "barycentric_projection",
     "entropic_ot",
     "gaussian_barycenter",

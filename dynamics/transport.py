@@ -193,3 +193,98 @@ def gaussian_barycenter(means, variances, weights, *, lam, tau, iterations: int 
 
     lo, up = jax.lax.fori_loop(0, iterations, body, (jnp.zeros_like(hi), hi))
     return weights @ means, 0.5 * (lo + up)
+
+
+def barycenter_particles(
+    measures: list[Particles],
+    weights: jax.Array,
+    *,
+    lam: float | jax.Array,
+    tau: float | jax.Array,
+    n_particles: int,
+    key: jax.Array,
+    lr: float | jax.Array,
+    steps: int,
+    init: jax.Array | None = None,
+    save_every: int = 1,
+    observables: dict | None = None,
+    **ot_options: Any,
+):
+    """Free-support ``(lam, tau)``-barycenter by noisy particle gradient descent.
+
+    ``X <- X - lr sum_k w_k (X - T_k(X)) + sqrt(2 tau lr) xi``, with ``T_k`` the entropic
+    barycentric projection (`barycentric_projection`) of the uniform measure on ``X`` onto
+    ``nu_k``: the Euler-Maruyama scheme of the mean-field Langevin dynamics of
+    ``sum_k w_k T_lam(mu, nu_k) + tau H(mu)`` (Chizat, "Doubly regularized entropic Wasserstein
+    barycenters"). Runs through the shared scan loop `iterate`, so it sweeps over
+    ``(lam, tau)`` with `sweep`.
+
+    Args:
+      measures: ``K`` target `Particles` with positions ``[n_k, d]`` (mass 1 each).
+      weights: ``[K]`` nonnegative, summing to 1.
+      lam: ``> 0``; tau: ``>= 0`` (0: no noise, the inner-only barycenter).
+      n_particles: number of particles of the barycenter.
+      key: PRNG key (initial positions when ``init`` is None, then the noise).
+      lr, steps, save_every, observables: the scan loop (`iterate`); default observable: the
+        particles' variance per coordinate.
+      init: ``[n_particles, d]`` initial positions; default standard normal draws around the
+        weighted mean of the measures.
+
+    Returns:
+      `Trajectory` whose ``final`` is the barycenter's `Particles` (uniform weights).
+    """
+    from .descent import iterate
+    from .langevin import LangevinState
+
+    if len(measures) == 0:
+        raise ValueError("measures: expected at least one measure, got none")
+    for k, nu in enumerate(measures):
+        check_particles(nu, f"measures[{k}]")
+    dims = {np.shape(nu.positions)[1:] for nu in measures}
+    if len(dims) != 1:
+        raise ValueError(f"measures: expected points of one shape, got {sorted(dims)}")
+    if np.shape(weights) != (len(measures),):
+        raise ValueError(
+            f"weights: expected shape [{len(measures)}] (one per measure), got {np.shape(weights)}"
+        )
+    w = _checks.concrete(weights)
+    if w is not None and (np.any(w < 0) or not np.isfinite(w).all() or abs(w.sum() - 1) > 1e-9):
+        raise ValueError(
+            f"weights: expected nonnegative finite weights summing to 1, got sum {w.sum()} "
+            f"(off by {abs(w.sum() - 1):.3g})"
+        )
+    _checks.check_positive("lam", lam)
+    _checks.check_positive("tau", tau, allow_zero=True)
+    _checks.check_positive_int("n_particles", n_particles)
+    (d_shape,) = dims
+    key, k0 = jax.random.split(key)
+    if init is None:
+        center = sum(
+            wk * jnp.mean(nu.positions, axis=0) for wk, nu in zip(weights, measures, strict=True)
+        )
+        init = center[None] + jax.random.normal(k0, (n_particles,) + d_shape)
+    uniform = jnp.full(n_particles, 1.0 / n_particles, init.dtype)
+
+    def step(state):
+        key, sub = jax.random.split(state.key)
+        mu = state.particles
+        drift = sum(
+            wk * (mu.positions - barycentric_projection(mu, nu, lam=lam, **ot_options))
+            for wk, nu in zip(weights, measures, strict=True)
+        )
+        noise = jax.random.normal(sub, mu.positions.shape, mu.positions.dtype)
+        x = mu.positions - lr * drift + jnp.sqrt(2.0 * tau * lr) * noise
+        return LangevinState(Particles(mu.weights, x), key, state.count + 1)
+
+    if observables is None:
+        observables = {"variance": lambda t, p: jnp.var(p.positions, axis=0)}
+    state = LangevinState(Particles(uniform, init), key, jnp.zeros((), jnp.int32))
+    return iterate(
+        step,
+        state,
+        steps=steps,
+        save_every=save_every,
+        observables=observables,
+        observe=lambda s: s.particles,
+        dt=lr,
+    )

@@ -103,6 +103,51 @@ def test_gaussian_barycenter_special_cases():
         np.testing.assert_allclose(lhs, jnp.sum(w * jnp.sqrt(l**2 + 4 * v2 * xv)), rtol=1e-12)
 
 
+def test_barycenter_particles_small_under_vmap():
+    # one step from a point cloud with tau = 0 and lr = 1 moves every particle exactly to
+    # sum_k w_k T_k(x): the weighted entropic maps
+    nus = [
+        Particles(jnp.full(30, 1 / 30), jax.random.normal(jax.random.key(i), (30, 2)) + i)
+        for i in range(2)
+    ]
+    w = jnp.array([0.25, 0.75])
+    x0 = jax.random.normal(jax.random.key(9), (20, 2))
+    one = dynamics.barycenter_particles(
+        nus,
+        w,
+        lam=0.5,
+        tau=0.0,
+        n_particles=20,
+        key=jax.random.key(0),
+        lr=1.0,
+        steps=1,
+        init=x0,
+        threshold=1e-10,
+    )
+    mu0 = Particles(jnp.full(20, 1 / 20), x0)
+    expected = sum(
+        wk * dynamics.barycentric_projection(mu0, nu, lam=0.5, threshold=1e-10)
+        for wk, nu in zip(w, nus, strict=True)
+    )
+    np.testing.assert_allclose(one.final.positions, expected, rtol=1e-8, atol=1e-10)
+
+    def run(lam):
+        return dynamics.barycenter_particles(
+            nus,
+            w,
+            lam=lam,
+            tau=0.05,
+            n_particles=20,
+            key=jax.random.key(0),
+            lr=0.5,
+            steps=3,
+            init=x0,
+        ).values["variance"]
+
+    out = jax.vmap(run)(jnp.array([0.2, 0.5]))
+    assert out.shape == (2, 4, 2) and np.all(np.isfinite(np.asarray(out)))
+
+
 def test_jit_vmap_and_bad_input():
     mu = Particles(jnp.full(5, 0.2), jnp.linspace(0, 1, 10).reshape(5, 2))
     nus = Particles(jnp.full((3, 4), 0.25), jax.random.normal(jax.random.key(1), (3, 4, 2)))
@@ -124,4 +169,54 @@ def test_jit_vmap_and_bad_input():
     with pytest.raises(ValueError, match="weights: expected nonnegative weights summing to 1"):
         dynamics.gaussian_barycenter(
             jnp.zeros((2, 1)), jnp.ones(2), jnp.array([0.5, 0.6]), lam=0.1, tau=0.1
+        )
+
+
+@pytest.mark.slow  # ~50 s: 100 steps x 3 Sinkhorn solves of 2000 x 600 points
+def test_barycenter_particles_matches_closed_form_variance():
+    means = jnp.array([[-1.0, 0.0], [1.0, 0.5], [0.0, 2.0]])
+    measures = [
+        Particles(
+            jnp.full(600, 1 / 600), m[None, :] + jax.random.normal(jax.random.key(10 + i), (600, 2))
+        )
+        for i, m in enumerate(means)
+    ]
+    w = jnp.array([0.3, 0.3, 0.4])
+    lam, n = 0.2, 2000
+    traj = dynamics.barycenter_particles(
+        measures,
+        w,
+        lam=lam,
+        tau=lam / 2,
+        n_particles=n,
+        key=jax.random.key(0),
+        lr=0.2,
+        steps=100,
+        save_every=100,
+        threshold=1e-4,
+    )
+    var = float(jnp.mean(traj.values["variance"][-1]))
+    # closed form with the targets' empirical variances; the scheme's O(lr) bias is
+    # 1/(1 - lr k/2) - 1 ~ 1% (contraction k = 1 - rho ~ 0.1); the sample variance of 2 x 2000
+    # coordinates has relative std sqrt(2 / 4000) = 2.2%: allow 4 std + the bias.
+    v_emp = jnp.array([jnp.mean(jnp.var(nu.positions, axis=0)) for nu in measures])
+    closed = {
+        t: float(dynamics.gaussian_barycenter(means, v_emp, w, lam=lam, tau=t)[1])
+        for t in (1e-9, lam / 2, lam)
+    }
+    assert abs(var / closed[lam / 2] - 1) < 4 * np.sqrt(2 / (2 * n)) + 0.01, (var, closed)
+    # and it tells the three regularizations apart (shrunk at tau = 0, blurred at tau = lam)
+    assert abs(var - closed[lam / 2]) < min(abs(var - closed[1e-9]), abs(var - closed[lam]))
+    mean = np.asarray(jnp.mean(traj.final.positions, axis=0))
+    np.testing.assert_allclose(mean, np.asarray(w @ means), atol=0.1)
+    with pytest.raises(ValueError, match="weights: expected nonnegative finite weights summing"):
+        dynamics.barycenter_particles(
+            measures,
+            jnp.array([0.5, 0.5, 0.5]),
+            lam=lam,
+            tau=0.1,
+            n_particles=10,
+            key=jax.random.key(0),
+            lr=0.1,
+            steps=1,
         )
