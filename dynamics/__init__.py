@@ -1,5 +1,6 @@
 """flowax.dynamics: the integrator, the scan loop, gradient and measure flows, sweeps, results."""
 
+from .barycenters import BarycenterResult, barycenter_fixed_support
 from .descent import DescentState, Stepper, descent_step, gradient_descent, iterate
 from .gradient import gradient_field, gradient_flow
 from .integrate import SOLVERS, fused_lanes, integrate
@@ -38,6 +39,7 @@ __all__ = [
     "RETRACTIONS",
     "SOLVERS",
     "STATUS_NAMES",
+    "BarycenterResult",
     "DescentState",
     "LangevinState",
     "Particles",
@@ -45,6 +47,7 @@ __all__ = [
     "Stepper",
     "Trajectory",
     "TransportResult",
+    "barycenter_fixed_support",
     "barycenter_particles",
     "barycentric_projection",
     "entropic_ot",

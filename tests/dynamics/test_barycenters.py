@@ -1,0 +1,104 @@
+"""(lam, tau)-barycenters on a fixed support: Gaussian closed form, POT at tau = lam."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flowax import dynamics
+from flowax.dynamics import Particles
+
+X = np.linspace(-9, 9, 721)  # spacing h = 0.025
+MEANS = np.array([-1.0, 0.5, 2.0])
+W = jnp.array([0.2, 0.5, 0.3])
+
+
+def gaussian(x, m, v):
+    w = np.exp(-((x - m) ** 2) / (2 * v))
+    return Particles(jnp.asarray(w / w.sum()), jnp.asarray(x[:, None]))
+
+
+@pytest.mark.parametrize(
+    "variances,lam,tau",
+    [
+        ((1.0, 1.0, 1.0), 0.2, 0.2),
+        ((1.0, 1.0, 1.0), 0.2, 0.1),
+        ((0.36, 1.0, 2.25), 0.2, 0.05),
+        ((0.36, 1.0, 2.25), 0.5, 0.5),
+    ],
+)
+def test_gaussian_inputs_match_closed_form(variances, lam, tau):
+    measures = [gaussian(X, m, v) for m, v in zip(MEANS, variances, strict=True)]
+    res = dynamics.barycenter_fixed_support(jnp.asarray(X[:, None]), measures, W, lam=lam, tau=tau)
+    assert bool(res.converged)
+    mu = np.asarray(res.weights)
+    mean = mu @ X
+    var = mu @ (X - mean) ** 2
+    cm, cv = dynamics.gaussian_barycenter(
+        MEANS[:, None], jnp.asarray(variances), W, lam=lam, tau=tau
+    )
+    # Sampling densities on a grid of step h shifts variances by ~h^2/12 = 5e-5 (Sheppard);
+    # truncation at 9 sd is negligible.
+    np.testing.assert_allclose(mean, float(cm[0]), atol=1e-5)
+    np.testing.assert_allclose(var, float(cv), atol=1e-4)
+
+
+def test_tau_equals_lam_is_pots_sinkhorn_barycenter():
+    ot = pytest.importorskip("ot")
+    x = np.linspace(-5, 6, 200)
+    measures = [gaussian(x, m, v) for m, v in zip(MEANS, (0.5, 1.0, 1.5), strict=True)]
+    lam = 0.3
+    res = dynamics.barycenter_fixed_support(
+        jnp.asarray(x[:, None]), measures, W, lam=lam, tau=lam, threshold=1e-12
+    )
+    a = np.stack([np.asarray(m.weights) for m in measures], axis=1)
+    cost = 0.5 * (x[:, None] - x[None, :]) ** 2
+    ref = ot.bregman.barycenter(
+        a, cost, lam, weights=np.asarray(W), method="sinkhorn_log", numItermax=20000, stopThr=1e-14
+    )
+    np.testing.assert_allclose(np.asarray(res.weights), ref, atol=1e-8)
+
+
+def test_debiasing_orders():
+    # Equal variances a: error of the variance vs a is O(lam) at tau = lam and tau = 0 (slopes 1)
+    # and O(lam^2) at tau = lam/2 (slope 2); closed form and solver, fitted on lam in [0.05, 0.2].
+    a = 1.0
+    lams = np.array([0.05, 0.1, 0.2])
+    measures = [gaussian(X, m, a) for m in MEANS]
+    slopes = {}
+    for name, factor in (("tau=lam", 1.0), ("tau=lam/2", 0.5)):
+        errs = []
+        for lam in lams:
+            res = dynamics.barycenter_fixed_support(
+                jnp.asarray(X[:, None]), measures, W, lam=lam, tau=factor * lam
+            )
+            mu = np.asarray(res.weights)
+            errs.append(abs(mu @ (X - mu @ X) ** 2 - a))
+        slopes[name] = np.polyfit(np.log(lams), np.log(errs), 1)[0]
+    # closed-form slopes 1 and 2 (tau = 0 has no fixed-support solution: mu -> Dirac support)
+    assert abs(slopes["tau=lam"] - 1) < 0.1, slopes
+    assert abs(slopes["tau=lam/2"] - 2) < 0.2, slopes
+
+
+def test_jit_vmap_and_bad_input():
+    measures = [gaussian(np.linspace(-3, 3, 40), m, 1.0) for m in (-0.5, 0.5)]
+    sup = jnp.linspace(-3, 3, 40)[:, None]
+    w = jnp.array([0.5, 0.5])
+    run = jax.jit(
+        lambda lam, tau: (
+            dynamics.barycenter_fixed_support(
+                sup, measures, w, lam=lam, tau=tau, max_iterations=500
+            ).weights
+        )
+    )
+    batched = jax.vmap(run)(jnp.array([0.3, 0.5]), jnp.array([0.15, 0.5]))
+    np.testing.assert_allclose(batched[1], run(0.5, 0.5), rtol=1e-10)
+    short = dynamics.barycenter_fixed_support(sup, measures, w, lam=0.3, tau=0.01, max_iterations=3)
+    assert not bool(short.converged) and int(short.n_iters) == 3
+    with pytest.raises(ValueError, match="weights: expected nonnegative finite weights summing"):
+        dynamics.barycenter_fixed_support(sup, measures, jnp.array([0.5, 0.6]), lam=0.1, tau=0.1)
+    with pytest.raises(ValueError, match="tau"):
+        dynamics.barycenter_fixed_support(sup, measures, w, lam=0.1, tau=0.0)
+    with pytest.raises(ValueError, match="dimension 1"):
+        dynamics.barycenter_fixed_support(
+            sup, [Particles(jnp.ones(2) / 2, jnp.ones((2, 3)))], jnp.ones(1), lam=0.1, tau=0.1
+        )
