@@ -98,3 +98,15 @@ def check_scalar_fn(name: str, fn: Any, *example: Any) -> None:
 
 def is_finite_float(x: Any) -> bool:
     return isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def check_simplex(name: str, weights: Any, k: int) -> None:
+    """Raises unless ``weights`` has shape ``[k]`` and (when concrete) lies on the simplex."""
+    if np.shape(weights) != (k,):
+        raise ValueError(f"{name}: expected shape [{k}] (one per measure), got {np.shape(weights)}")
+    w = concrete(weights)
+    if w is not None and (np.any(w < 0) or not np.isfinite(w).all() or abs(w.sum() - 1) > 1e-9):
+        raise ValueError(
+            f"{name}: expected nonnegative finite weights summing to 1, got sum {w.sum()} "
+            f"(off by {abs(w.sum() - 1):.3g})"
+        )

@@ -86,14 +86,7 @@ def barycenter_fixed_support(
                 f"measures[{k}].positions: expected points of dimension {support.shape[1]} like "
                 f"the support, got shape {np.shape(nu.positions)}"
             )
-    if np.shape(weights) != (len(measures),):
-        raise ValueError(f"weights: expected shape [{len(measures)}], got {np.shape(weights)}")
-    w = _checks.concrete(weights)
-    if w is not None and (np.any(w < 0) or not np.isfinite(w).all() or abs(w.sum() - 1) > 1e-9):
-        raise ValueError(
-            f"weights: expected nonnegative finite weights summing to 1, got sum {w.sum()} "
-            f"(off by {abs(w.sum() - 1):.3g})"
-        )
+    _checks.check_simplex("weights", weights, len(measures))
     _checks.check_positive("lam", lam)
     _checks.check_positive("tau", tau)
     _checks.check_positive_int("max_iterations", max_iterations)

@@ -243,16 +243,7 @@ def barycenter_particles(
     dims = {np.shape(nu.positions)[1:] for nu in measures}
     if len(dims) != 1:
         raise ValueError(f"measures: expected points of one shape, got {sorted(dims)}")
-    if np.shape(weights) != (len(measures),):
-        raise ValueError(
-            f"weights: expected shape [{len(measures)}] (one per measure), got {np.shape(weights)}"
-        )
-    w = _checks.concrete(weights)
-    if w is not None and (np.any(w < 0) or not np.isfinite(w).all() or abs(w.sum() - 1) > 1e-9):
-        raise ValueError(
-            f"weights: expected nonnegative finite weights summing to 1, got sum {w.sum()} "
-            f"(off by {abs(w.sum() - 1):.3g})"
-        )
+    _checks.check_simplex("weights", weights, len(measures))
     _checks.check_positive("lam", lam)
     _checks.check_positive("tau", tau, allow_zero=True)
     _checks.check_positive_int("n_particles", n_particles)
