@@ -129,7 +129,11 @@ def barycenter_fixed_support(
     def body(state):
         v, it, _, errs = state
         _, log_m = marginals(v)
-        v = [vk - eta * lam * (lm - lq) for vk, lm, lq in zip(v, log_m, log_q, strict=True)]
+        # points where nu_k has no mass keep their potential (log m_k = log q_k = -inf there)
+        v = [
+            vk - eta * lam * jnp.where(jnp.isfinite(lq), lm - lq, 0.0)
+            for vk, lm, lq in zip(v, log_m, log_q, strict=True)
+        ]
         err = error(marginals(v)[1])
         return v, it + 1, err, errs.at[it].set(err)
 

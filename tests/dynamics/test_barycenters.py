@@ -102,3 +102,21 @@ def test_jit_vmap_and_bad_input():
         dynamics.barycenter_fixed_support(
             sup, [Particles(jnp.ones(2) / 2, jnp.ones((2, 3)))], jnp.ones(1), lam=0.1, tau=0.1
         )
+
+
+def test_targets_with_empty_points():
+    # a target with zero mass on part of the support: same barycenter as with those points
+    # removed from its support
+    x = np.linspace(-3, 3, 61)
+    a = np.exp(-((x + 0.5) ** 2))
+    b = np.exp(-((x - 0.5) ** 2)) * (np.abs(x - 0.5) < 1.5)
+    a, b = a / a.sum(), b / b.sum()
+    sup = jnp.asarray(x[:, None])
+    full = [Particles(jnp.asarray(a), sup), Particles(jnp.asarray(b), sup)]
+    keep = b > 0
+    trimmed = [full[0], Particles(jnp.asarray(b[keep]), sup[keep])]
+    w = jnp.array([0.4, 0.6])
+    r1 = dynamics.barycenter_fixed_support(sup, full, w, lam=0.2, tau=0.1)
+    r2 = dynamics.barycenter_fixed_support(sup, trimmed, w, lam=0.2, tau=0.1)
+    assert bool(r1.converged) and bool(r2.converged)
+    np.testing.assert_allclose(r1.weights, r2.weights, atol=1e-9)
