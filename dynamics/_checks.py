@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import jax
@@ -94,10 +93,6 @@ def check_scalar_fn(name: str, fn: Any, *example: Any) -> None:
     if not (hasattr(out, "shape") and out.shape == () and np.issubdtype(out.dtype, np.floating)):
         got = getattr(out, "shape", type(out).__name__)
         raise ValueError(f"{name}: expected a function returning a real scalar, got {got}")
-
-
-def is_finite_float(x: Any) -> bool:
-    return isinstance(x, (int, float)) and math.isfinite(x)
 
 
 def check_simplex(name: str, weights: Any, k: int) -> None:

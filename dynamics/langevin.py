@@ -30,6 +30,55 @@ def log_annealing(temperature0: float) -> Callable[[jax.Array], jax.Array]:
     return lambda t: temperature0 / jnp.log(jnp.e + t)
 
 
+def noisy_particle_step(
+    drift: Callable[[Particles], jax.Array],
+    *,
+    lr: float | jax.Array,
+    temperature: float | jax.Array | Callable[[jax.Array], jax.Array],
+) -> Callable[[LangevinState], LangevinState]:
+    """``x_i <- x_i - lr drift(mu)_i + sqrt(2 lr T(t_k)) xi_i``, ``t_k = k lr``, masses unchanged.
+
+    The Euler-Maruyama step shared by `langevin_step` (drift ``grad V_mu``) and
+    `flowax.dynamics.barycenter_particles` (drift ``sum_k w_k (x - T_k(x))``).
+    ``drift(particles) -> [m, ...]``; ``temperature`` is a number or a function ``T(t)``.
+    """
+    _checks.check_positive("lr", lr)
+    temp = temperature if callable(temperature) else (lambda t: temperature)
+
+    def step(state: LangevinState) -> LangevinState:
+        key, sub = jax.random.split(state.key)
+        x = state.particles.positions
+        noise = jax.random.normal(sub, x.shape, x.dtype)
+        t = state.count * lr
+        x = x - lr * drift(state.particles) + jnp.sqrt(2.0 * lr * temp(t)) * noise
+        return LangevinState(Particles(state.particles.weights, x), key, state.count + 1)
+
+    return step
+
+
+def run_noisy_particles(
+    step: Callable[[LangevinState], LangevinState],
+    particles: Particles,
+    *,
+    key: jax.Array,
+    lr: float | jax.Array,
+    steps: int,
+    save_every: int,
+    observables: dict[str, Callable],
+) -> Trajectory:
+    """Runs a `noisy_particle_step` in the shared scan loop `iterate` (save times ``k lr``)."""
+    state = LangevinState(particles, key, jnp.zeros((), jnp.int32))
+    return iterate(
+        step,
+        state,
+        steps=steps,
+        save_every=save_every,
+        observables=observables,
+        observe=lambda s: s.particles,
+        dt=lr,
+    )
+
+
 def langevin_step(
     objective: Callable[[Particles], jax.Array],
     *,
@@ -41,19 +90,9 @@ def langevin_step(
     ``x_i <- x_i - lr grad V_mu(x_i) + sqrt(2 lr T(t_k)) xi_i``, ``xi_i ~ N(0, I)``,
     ``t_k = k lr``; masses are unchanged. ``temperature`` is a number or a function ``T(t)``.
     """
-    _checks.check_positive("lr", lr)
-    temp = temperature if callable(temperature) else (lambda t: temperature)
-
-    def step(state: LangevinState) -> LangevinState:
-        key, sub = jax.random.split(state.key)
-        _, grad_v = first_variation(objective, state.particles)
-        x = state.particles.positions
-        t = state.count * lr
-        noise = jax.random.normal(sub, x.shape, x.dtype)
-        x = x - lr * grad_v + jnp.sqrt(2.0 * lr * temp(t)) * noise
-        return LangevinState(Particles(state.particles.weights, x), key, state.count + 1)
-
-    return step
+    return noisy_particle_step(
+        lambda p: first_variation(objective, p)[1], lr=lr, temperature=temperature
+    )
 
 
 def mean_field_langevin(
@@ -134,13 +173,12 @@ def mean_field_langevin(
             max_steps=steps + 1,
         )
     step = langevin_step(objective, lr=lr, temperature=temp)
-    state = LangevinState(particles, key, jnp.zeros((), jnp.int32))
-    return iterate(
+    return run_noisy_particles(
         step,
-        state,
+        particles,
+        key=key,
+        lr=lr,
         steps=steps,
         save_every=save_every,
         observables=observables,
-        observe=lambda s: s.particles,
-        dt=lr,
     )

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..models._model import get_activation
+from . import _checks
 from .particles import Particles
 
 
@@ -73,6 +74,11 @@ def two_layer_risk(
         at least 32.
     """
     phi = get_activation(activation)
+    _checks.check_positive("l2", l2, allow_zero=True)
+    if chunk_size is not None:
+        _checks.check_positive_int("chunk_size", chunk_size)
+    if np.ndim(x) != 2:
+        raise ValueError(f"x: expected inputs of shape [n, d], got {np.shape(x)}")
     n, d = x.shape
     if y.shape != (n,):
         raise ValueError(f"y: expected shape [{n}] to match x [{n}, {d}], got {y.shape}")
@@ -106,6 +112,7 @@ def fourier_features(x: jax.Array, cutoff: int) -> jax.Array:
     ``phi(x) = (1, sqrt 2 cos(2 pi k x), sqrt 2 sin(2 pi k x))_{k = 1..cutoff}`` for ``x: [m]``
     or ``[m, 1]`` (orthonormal on [0, 1)).
     """
+    _checks.check_positive_int("cutoff", cutoff)
     x = jnp.reshape(x, (-1, 1))
     k = jnp.arange(1, cutoff + 1, dtype=x.dtype)[None, :]
     ang = 2 * jnp.pi * k * x
@@ -123,6 +130,14 @@ def sparse_deconvolution(
     (positions ``[m, 1]``, read modulo 1); ``y = measurements``. The penalty ``reg`` times the
     total mass is the total-variation (BLASSO) penalty on nonnegative measures. Convex in ``mu``.
     """
+
+    _checks.check_positive_int("cutoff", cutoff)
+    _checks.check_positive("reg", reg, allow_zero=True)
+    if np.shape(measurements) != (2 * cutoff + 1,):
+        raise ValueError(
+            f"measurements: expected shape [2 cutoff + 1] = [{2 * cutoff + 1}], got "
+            f"{np.shape(measurements)}"
+        )
 
     def objective(p: Particles) -> jax.Array:
         pred = fourier_features(p.positions, cutoff).T @ p.weights
@@ -160,6 +175,9 @@ def bilevel_two_layer_risk(
       ridge: ``> 0``, makes the inner problem strongly convex.
     """
     phi = get_activation(activation)
+    _checks.check_positive("ridge", ridge)
+    if np.ndim(x) != 2 or np.shape(y) != (np.shape(x)[0],):
+        raise ValueError(f"y: expected x [n, d] and y [n], got {np.shape(x)} and {np.shape(y)}")
     n = x.shape[0]
 
     def inner(p: Particles):

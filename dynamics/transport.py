@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _checks
+from .langevin import noisy_particle_step, run_noisy_particles
 from .particles import Particles, check_particles
 
 
@@ -134,9 +135,17 @@ def gaussian_entropic_ot(mean_a, cov_a, mean_b, cov_b, *, lam):
     Args:
       mean_a, mean_b: ``[d]``; cov_a, cov_b: ``[d, d]`` symmetric positive definite.
     """
+    _checks.check_positive("lam", lam)
     mean_a, mean_b = jnp.atleast_1d(mean_a), jnp.atleast_1d(mean_b)
     cov_a, cov_b = jnp.atleast_2d(cov_a), jnp.atleast_2d(cov_b)
     d = mean_a.shape[0]
+    for name, shape, want in (
+        ("mean_b", mean_b.shape, (d,)),
+        ("cov_a", cov_a.shape, (d, d)),
+        ("cov_b", cov_b.shape, (d, d)),
+    ):
+        if shape != want:
+            raise ValueError(f"{name}: expected shape {want} to match mean_a, got {shape}")
     s2 = lam  # eps = 2 lam, s^2 = eps / 2
 
     def sqrtm(m):
@@ -175,9 +184,13 @@ def gaussian_barycenter(means, variances, weights, *, lam, tau, iterations: int 
     means, variances, weights = jnp.asarray(means), jnp.asarray(variances), jnp.asarray(weights)
     _checks.check_positive("tau", tau)
     _checks.check_positive("lam", lam, allow_zero=True)
-    w = _checks.concrete(weights)
-    if w is not None and (np.any(w < 0) or abs(w.sum() - 1) > 1e-9):
-        raise ValueError(f"weights: expected nonnegative weights summing to 1, got sum {w.sum()}")
+    k = np.shape(means)[0] if np.ndim(means) == 2 else -1
+    if k < 1 or np.shape(variances) != (k,):
+        raise ValueError(
+            f"variances: expected means [K, d] and variances [K], got shapes {np.shape(means)} "
+            f"and {np.shape(variances)}"
+        )
+    _checks.check_simplex("weights", weights, k)
 
     def h(x):
         return 2 * x + lam - 2 * tau - jnp.sum(weights * jnp.sqrt(lam**2 + 4 * variances * x))
@@ -233,9 +246,6 @@ def barycenter_particles(
     Returns:
       `Trajectory` whose ``final`` is the barycenter's `Particles` (uniform weights).
     """
-    from .descent import iterate
-    from .langevin import LangevinState
-
     if len(measures) == 0:
         raise ValueError("measures: expected at least one measure, got none")
     for k, nu in enumerate(measures):
@@ -256,26 +266,20 @@ def barycenter_particles(
         init = center[None] + jax.random.normal(k0, (n_particles,) + d_shape)
     uniform = jnp.full(n_particles, 1.0 / n_particles, init.dtype)
 
-    def step(state):
-        key, sub = jax.random.split(state.key)
-        mu = state.particles
-        drift = sum(
+    def drift(mu):
+        return sum(
             wk * (mu.positions - barycentric_projection(mu, nu, lam=lam, **ot_options))
             for wk, nu in zip(weights, measures, strict=True)
         )
-        noise = jax.random.normal(sub, mu.positions.shape, mu.positions.dtype)
-        x = mu.positions - lr * drift + jnp.sqrt(2.0 * tau * lr) * noise
-        return LangevinState(Particles(mu.weights, x), key, state.count + 1)
 
     if observables is None:
         observables = {"variance": lambda t, p: jnp.var(p.positions, axis=0)}
-    state = LangevinState(Particles(uniform, init), key, jnp.zeros((), jnp.int32))
-    return iterate(
-        step,
-        state,
+    return run_noisy_particles(
+        noisy_particle_step(drift, lr=lr, temperature=tau),
+        Particles(uniform, init),
+        key=key,
+        lr=lr,
         steps=steps,
         save_every=save_every,
         observables=observables,
-        observe=lambda s: s.particles,
-        dt=lr,
     )

@@ -1,0 +1,57 @@
+"""Bad input to the objectives, grids, closed forms and teachers: a ValueError naming it."""
+
+import jax
+import jax.numpy as jnp
+import pytest
+from flowax import dynamics, models
+
+
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda: dynamics.product_grid(scale=[]), "scale: expected a non-empty 1-D axis"),
+        (lambda: dynamics.product_grid(), "axes"),
+        (
+            lambda: dynamics.two_layer_risk(jnp.ones((5, 2)), jnp.ones(4)),
+            r"y: expected shape \[5\]",
+        ),
+        (lambda: dynamics.two_layer_risk(jnp.ones((5, 2)), jnp.ones(5), l2=-1.0), "l2"),
+        (lambda: dynamics.two_layer_risk(jnp.ones(5), jnp.ones(5)), r"x: expected inputs"),
+        (
+            lambda: dynamics.bilevel_two_layer_risk(jnp.ones((5, 2)), jnp.ones(5), ridge=0.0),
+            "ridge",
+        ),
+        (lambda: dynamics.bilevel_two_layer_risk(jnp.ones((5, 2)), jnp.ones(3)), "y: expected"),
+        (
+            lambda: dynamics.sparse_deconvolution(jnp.ones(7), cutoff=2, reg=0.1),
+            r"measurements: expected shape \[2 cutoff \+ 1\] = \[5\]",
+        ),
+        (lambda: dynamics.sparse_deconvolution(jnp.ones(5), cutoff=2, reg=-0.1), "reg"),
+        (lambda: dynamics.fourier_features(jnp.ones(3), 0), "cutoff"),
+        (lambda: dynamics.gaussian_entropic_ot(0.0, 1.0, 0.0, 1.0, lam=0.0), "lam"),
+        (
+            lambda: dynamics.gaussian_entropic_ot(
+                jnp.zeros(2), jnp.eye(2), jnp.zeros(3), jnp.eye(3), lam=0.1
+            ),
+            "mean_b",
+        ),
+        (
+            lambda: dynamics.gaussian_barycenter(
+                jnp.zeros((2, 1)), jnp.ones(3), jnp.ones(2) / 2, lam=0.1, tau=0.1
+            ),
+            "variances",
+        ),
+        (
+            lambda: dynamics.gaussian_barycenter(
+                jnp.zeros((2, 1)), jnp.ones(2), jnp.ones(2) / 2, lam=0.1, tau=0.0
+            ),
+            "tau",
+        ),
+        (lambda: dynamics.log_annealing(-1.0), "temperature0"),
+        (lambda: models.multi_index_teacher(jax.random.key(0), d_in=3, n=4, k=4), "k"),
+        (lambda: models.linear_teacher(jax.random.key(0), d_in=6, d_out=6, n=4), "n: whitening"),
+    ],
+)
+def test_value_error_names_the_argument(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
