@@ -1,6 +1,6 @@
 """flowax.dynamics: the integrator, the scan loop, gradient and measure flows, sweeps, results."""
 
-from .barycenters import BarycenterResult, barycenter_fixed_support
+from .barycenters import BarycenterResult, Grid, barycenter_fixed_support
 from .descent import DescentState, Stepper, descent_step, gradient_descent, iterate
 from .gradient import gradient_field, gradient_flow
 from .integrate import SOLVERS, fused_lanes, integrate
@@ -41,6 +41,7 @@ __all__ = [
     "STATUS_NAMES",
     "BarycenterResult",
     "DescentState",
+    "Grid",
     "LangevinState",
     "Particles",
     "Stats",

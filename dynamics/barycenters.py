@@ -8,17 +8,25 @@ support (for a uniform grid this is the Lebesgue entropy up to a constant). ``ta
 classical Sinkhorn (IBP) barycenter, ``tau = lam / 2`` the debiased choice (Chizat,
 "Doubly regularized entropic Wasserstein barycenters").
 
-Method (log domain): with dual potentials ``v_k`` on the supports of ``nu_k``,
-``u_k(x) = -lam log sum_y q_k(y) exp((v_k(y) - c(x, y)) / lam)`` and
-``mu(x) propto ref(x) exp(-sum_k w_k u_k(x) / tau)``; each iteration moves
-``v_k <- v_k - eta lam log(m_k / q_k)``, ``m_k`` the second marginal of the coupling, with the
-damping ``eta = min(1, tau / lam)`` that makes it converge for every ``tau > 0`` (Chizat and
-Vaskevicius 2023, damped Sinkhorn). ott-jax has no barycenter with an outer entropy ``tau``;
-with ``tau = lam`` this is its (and POT's) Sinkhorn barycenter.
+Method: with dual potentials ``v_k`` on the supports of ``nu_k`` and ``b_k = q_k exp(v_k / lam)``
+(``q_k`` the masses of ``nu_k``), ``K(x, y) = exp(-c(x, y) / lam)``,
+
+    mu(x) propto ref(x) prod_k (K b_k)(x)^(w_k lam / tau),
+    m_k = b_k * K^T (mu / K b_k)               (second marginal of the k-th coupling),
+    b_k <- b_k (q_k / m_k)^eta,   eta = min(1, tau / lam),
+
+the damping ``eta`` making it converge for every ``tau > 0`` (Chizat and Vaskevicius 2023,
+damped Sinkhorn). Two kernel applications per iteration, done either on scalings (``"kernel"``
+mode: matrix products, fast, but ``K`` may underflow for small ``lam``) or on log-scalings with
+log-sum-exp (``"log"`` mode: stable for every ``lam``). On a `Grid` support with the targets
+given as histograms on it, ``K`` is the tensor product of the per-axis kernels and is applied
+axis by axis: ``O(N sum_a n_a)`` per application instead of ``O(N^2)``. ott-jax has no barycenter
+with an outer entropy ``tau``; with ``tau = lam`` this is its (and POT's) Sinkhorn barycenter.
 """
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import jax
@@ -29,29 +37,191 @@ from jax.scipy.special import logsumexp
 from . import _checks
 from .particles import Particles, check_particles
 
+MODES = ("auto", "kernel", "log")
+
+
+class Grid(NamedTuple):
+    """A regular (tensor-product) grid: the points ``(axes[0][i0], axes[1][i1], ...)``.
+
+    Attributes:
+      axes: tuple of 1-D coordinate arrays ``[n_0], ..., [n_{d-1}]``; points are ordered as
+        ``jnp.meshgrid(*axes, indexing="ij")`` flattened in C order.
+    """
+
+    axes: tuple
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(int(np.shape(a)[0]) for a in self.axes)
+
+    @property
+    def points(self) -> jax.Array:
+        """``[N, d]`` the grid points, ``N = prod(shape)``."""
+        mesh = jnp.meshgrid(*[jnp.asarray(a) for a in self.axes], indexing="ij")
+        return jnp.stack([m.reshape(-1) for m in mesh], axis=-1)
+
 
 class BarycenterResult(NamedTuple):
     """Result of `barycenter_fixed_support`.
 
     Attributes:
-      weights: ``[N]`` the barycenter's masses on the support (sum 1).
-      potentials: ``[v_1 [n_1], ..., v_K [n_K]]`` dual potentials on the targets' supports.
-      converged: bool, marginal error below ``threshold``.
-      n_iters: int32, iterations done.
+      weights: the barycenter's masses on the support (sum 1): ``[N]``, or ``grid.shape`` on a
+        `Grid`.
+      potentials: dual potentials ``v_k`` on the targets' supports: a list ``[n_k]`` per measure
+        for `Particles` targets, an array ``[K, N]`` (``[K, *grid.shape]``) for histograms.
+      converged: bool, marginal error of ``weights`` below ``threshold``.
+      n_iters: int32, marginal evaluations done (updates done: one fewer when converged).
       errors: ``[max_iterations]`` the marginal error ``sum_k w_k |m_k - q_k|_1`` per
         iteration (``nan`` after the last one).
     """
 
     weights: jax.Array
-    potentials: list
+    potentials: list | jax.Array
     converged: jax.Array
     n_iters: jax.Array
     errors: jax.Array
 
 
+def _lse_matmul(log_k, log_x):
+    """``log(exp(log_k) @ exp(log_x))`` stably, ``[m, n] x [n, c] -> [m, c]``; one column at a
+    time keeps the temporary ``[m, n]``, not ``[m, n, c]``."""
+    return jax.lax.map(lambda col: logsumexp(log_k + col[None, :], axis=1), log_x.T).T
+
+
+class _Dense(NamedTuple):
+    """``log_k [N, n] = -c(support, targets) / lam`` and ``k = exp(log_k)`` (``None`` in log
+    mode); acts on columns ``[n, c]``."""
+
+    log_k: jax.Array
+    k: jax.Array | None
+    symmetric: bool = False  # then K^T x is computed as K x (a faster layout)
+
+    def apply(self, x, log, transpose=False):
+        transpose = transpose and not self.symmetric
+        if not log:
+            return (self.k.T if transpose else self.k) @ x
+        return _lse_matmul(self.log_k.T if transpose else self.log_k, x)
+
+
+class _Separable(NamedTuple):
+    """``K = K_0 (x) K_1 (x) ...`` on a grid, ``log_ks[a] [n_a, n_a]`` and ``ks`` their
+    exponentials (``None`` in log mode); acts on columns ``[N, c]``."""
+
+    log_ks: tuple
+    ks: tuple | None
+
+    def apply(self, x, log, transpose=False):  # each K_a is symmetric: transpose is a no-op
+        shape = tuple(lk.shape[0] for lk in self.log_ks)
+        c = x.shape[-1]
+        y = x.reshape(*shape, c)
+        for a, lk in enumerate(self.log_ks):
+            y = jnp.moveaxis(y, a, 0)
+            rest = y.shape[1:]
+            flat = y.reshape(shape[a], -1)
+            if log:
+                flat = _lse_matmul(lk, flat)
+            else:
+                flat = self.ks[a] @ flat
+            y = jnp.moveaxis(flat.reshape(shape[a], *rest), 0, a)
+        return y.reshape(-1, c)
+
+
+def _sq_dist_over_2(x, y):
+    return 0.5 * jnp.sum((x[:, None, :] - y[None, :, :]) ** 2, -1)
+
+
+def _damped_sinkhorn(ops, log_q, wts, log_ref, lam, tau, threshold, max_iterations, log):
+    """The iteration of the module docstring. ``ops[j]`` acts on block ``j`` of columns
+    ``log_q[j] [n_j, c_j]`` with weights ``wts[j] [c_j]``; in ``log`` mode the state is log b."""
+    eta = jnp.minimum(1.0, tau / lam)
+    dtype = log_ref.dtype
+
+    def marginals(b):
+        kb = [op.apply(bj, log) for op, bj in zip(ops, b, strict=True)]  # [N, c_j]
+        lkb = kb if log else [jnp.log(k) for k in kb]
+        log_mu = log_ref + (lam / tau) * sum(l @ w for l, w in zip(lkb, wts, strict=True))
+        log_mu = log_mu - logsumexp(log_mu)
+        if log:
+            m = [
+                bj + op.apply(log_mu[:, None] - k, True, transpose=True)
+                for op, bj, k in zip(ops, b, kb, strict=True)
+            ]
+            m_lin = [jnp.exp(mj) for mj in m]
+        else:
+            mu = jnp.exp(log_mu)[:, None]
+            m = [
+                bj * op.apply(jnp.where(k > 0, mu / k, 0.0), False, transpose=True)
+                for op, bj, k in zip(ops, b, kb, strict=True)
+            ]
+            m_lin = m
+        err = sum(
+            jnp.abs(mj - jnp.exp(lq)).sum(0) @ w
+            for mj, lq, w in zip(m_lin, log_q, wts, strict=True)
+        )
+        return log_mu, m, jnp.where(jnp.isfinite(err), err, jnp.nan)  # nan stops the loop
+
+    def update(b, m):
+        if log:  # points where nu_k has no mass keep their potential (log q = log m = -inf)
+            return [
+                bj + eta * jnp.where(jnp.isfinite(lq), lq - mj, 0.0)
+                for bj, mj, lq in zip(b, m, log_q, strict=True)
+            ]
+        return [
+            jnp.where(lq > -jnp.inf, bj * (jnp.exp(lq) / mj) ** eta, 0.0)
+            for bj, mj, lq in zip(b, m, log_q, strict=True)
+        ]
+
+    def cond(state):  # false once err is nan: a non-finite run never recovers
+        _, _, err, it, _ = state
+        return (it < max_iterations) & (err > threshold)
+
+    def body(state):
+        b, _, _, it, errs = state
+        log_mu, m, err = marginals(b)
+        b = jax.lax.cond(err > threshold, lambda: update(b, m), lambda: b)
+        return b, log_mu, err, it + 1, errs.at[it].set(err)
+
+    b0 = [lq if log else jnp.exp(lq) for lq in log_q]
+    state = (
+        b0,
+        log_ref,
+        jnp.asarray(jnp.inf, dtype),
+        jnp.asarray(0, jnp.int32),
+        jnp.full(max_iterations, jnp.nan, dtype),
+    )
+    b, log_mu, err, it, errs = jax.lax.while_loop(cond, body, state)
+    log_b = b if log else [jnp.log(bj) for bj in b]
+    v = [
+        jnp.where(jnp.isfinite(lq), lam * (lb - lq), 0.0)
+        for lb, lq in zip(log_b, log_q, strict=True)
+    ]
+    return log_mu, v, err, it, errs
+
+
+def _check_histograms(measures, n, grid_shape):
+    h = jnp.asarray(measures)
+    allowed = [(n,)] + ([tuple(grid_shape)] if grid_shape is not None else [])
+    if h.ndim < 2 or tuple(h.shape[1:]) not in allowed or h.shape[0] == 0:
+        want = " or ".join(f"[K, {', '.join(map(str, s))}]" for s in allowed)
+        raise ValueError(
+            f"measures: expected a list of Particles or histograms on the support of shape "
+            f"{want} (K >= 1), got shape {h.shape}"
+        )
+    h = h.reshape(h.shape[0], n)
+    v = _checks.concrete(h)
+    if v is not None:
+        sums = v.sum(1)
+        if not np.isfinite(v).all() or (v < 0).any() or np.abs(sums - 1).max() > 1e-6:
+            raise ValueError(
+                "measures: expected nonnegative finite histograms each summing to 1, got sums "
+                f"off by up to {np.abs(sums - 1).max():.3g}"
+            )
+    return h
+
+
 def barycenter_fixed_support(
-    support: jax.Array,
-    measures: list[Particles],
+    support: jax.Array | Grid,
+    measures: list[Particles] | jax.Array,
     weights: jax.Array,
     *,
     lam: float | jax.Array,
@@ -59,87 +229,106 @@ def barycenter_fixed_support(
     reference: jax.Array | None = None,
     threshold: float = 1e-9,
     max_iterations: int = 5000,
+    mode: str = "auto",
 ) -> BarycenterResult:
-    """The ``(lam, tau)``-barycenter of ``measures`` on the points ``support`` (module docstring).
+    """The ``(lam, tau)``-barycenter of ``measures`` on a fixed support (module docstring).
 
     Args:
-      support: ``[N, d]`` candidate points (e.g. a grid).
-      measures: ``K`` `Particles` with positions ``[n_k, d]`` and mass 1.
+      support: ``[N, d]`` candidate points, or a `Grid` (then ``N = prod(grid.shape)``).
+      measures: either ``K`` `Particles` (positions ``[n_k, d]``, mass 1, any supports), or the
+        ``K`` targets as histograms on the support itself, ``[K, N]`` (or ``[K, *grid.shape]``):
+        then all targets share one kernel, applied to all of them at once, and separably on a
+        `Grid`. Use histograms for images and densities sampled on a grid.
       weights: ``[K]`` nonnegative, summing to 1.
       lam: inner regularization ``> 0``; tau: outer entropy ``> 0``.
-      reference: ``[N]`` reference masses of ``H`` (default uniform).
+      reference: ``[N]`` (or ``grid.shape``) reference masses of ``H`` (default uniform).
       threshold: stop when the marginal error falls below it.
       max_iterations: iteration cap (Python int).
+      mode: ``"kernel"`` (scalings and matrix products), ``"log"`` (log-sum-exp, stable for any
+        ``lam``), or ``"auto"``: kernel mode, redone in log mode if it produced non-finite
+        numbers (under ``vmap`` JAX then evaluates both; pass the mode explicitly there).
 
     Returns:
       `BarycenterResult`.
     """
-    support = jnp.asarray(support)
-    if support.ndim != 2:
-        raise ValueError(f"support: expected shape [N, d], got {support.shape}")
-    if len(measures) == 0:
-        raise ValueError("measures: expected at least one measure, got none")
-    for k, nu in enumerate(measures):
-        check_particles(nu, f"measures[{k}]")
-        if np.shape(nu.positions)[1:] != (support.shape[1],):
-            raise ValueError(
-                f"measures[{k}].positions: expected points of dimension {support.shape[1]} like "
-                f"the support, got shape {np.shape(nu.positions)}"
-            )
-    _checks.check_simplex("weights", weights, len(measures))
+    if mode not in MODES:
+        raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
+    if isinstance(support, Grid):
+        for a, ax in enumerate(support.axes):
+            if np.ndim(ax) != 1 or np.shape(ax)[0] < 1:
+                raise ValueError(
+                    f"support.axes[{a}]: expected a non-empty 1-D array, got shape {np.shape(ax)}"
+                )
+        grid_shape, points = support.shape, support.points
+    else:
+        grid_shape, points = None, jnp.asarray(support)
+        if points.ndim != 2 or points.shape[0] == 0:
+            raise ValueError(f"support: expected shape [N, d] with N >= 1, got {points.shape}")
+    n, d = points.shape
+    if isinstance(measures, (list, tuple)):
+        if len(measures) == 0:
+            raise ValueError("measures: expected at least one measure, got none")
+        for k, nu in enumerate(measures):
+            check_particles(nu, f"measures[{k}]")
+            if np.shape(nu.positions)[1:] != (d,):
+                raise ValueError(
+                    f"measures[{k}].positions: expected points of dimension {d} like "
+                    f"the support, got shape {np.shape(nu.positions)}"
+                )
+        n_measures = len(measures)
+    else:
+        hist = _check_histograms(measures, n, grid_shape)
+        n_measures = hist.shape[0]
+    _checks.check_simplex("weights", weights, n_measures)
     _checks.check_positive("lam", lam)
     _checks.check_positive("tau", tau)
     _checks.check_positive_int("max_iterations", max_iterations)
-    n = support.shape[0]
-    log_ref = (
-        jnp.full(n, -jnp.log(n), support.dtype)
-        if reference is None
-        else jnp.log(reference / jnp.sum(reference))
-    )
-    log_q = [jnp.log(nu.weights) for nu in measures]
-    log_k = [
-        -0.5 * jnp.sum((support[:, None, :] - nu.positions[None, :, :]) ** 2, -1) / lam
-        for nu in measures
-    ]
-    eta = jnp.minimum(1.0, tau / lam)
-
-    def marginals(v):
-        u = [
-            -lam * logsumexp(lq[None, :] + vk[None, :] / lam + lk, axis=1)
-            for lq, vk, lk in zip(log_q, v, log_k, strict=True)
-        ]
-        log_mu = log_ref - sum(wk * uk for wk, uk in zip(weights, u, strict=True)) / tau
-        log_mu = log_mu - logsumexp(log_mu)
-        log_m = [
-            lq + vk / lam + logsumexp(log_mu[:, None] + uk[:, None] / lam + lk, axis=0)
-            for lq, vk, uk, lk in zip(log_q, v, u, log_k, strict=True)
-        ]
-        return log_mu, log_m
-
-    def error(log_m):
-        return sum(
-            wk * jnp.sum(jnp.abs(jnp.exp(lm) - jnp.exp(lq)))
-            for wk, lm, lq in zip(weights, log_m, log_q, strict=True)
+    if reference is not None and np.shape(reference) not in ((n,), grid_shape):
+        raise ValueError(
+            f"reference: expected shape [{n}] like the support, got {np.shape(reference)}"
         )
+    weights = jnp.asarray(weights, points.dtype)
+    log_ref = (
+        jnp.full(n, -math.log(n), points.dtype)
+        if reference is None
+        else jnp.log(jnp.reshape(reference, n) / jnp.sum(reference))
+    )
 
-    def cond(state):
-        _, it, err, _ = state
-        return (it < max_iterations) & (err > threshold)
+    def exp(lk):  # kernels only where kernel mode may run
+        return None if mode == "log" else jnp.exp(lk)
 
-    def body(state):
-        v, it, _, errs = state
-        _, log_m = marginals(v)
-        # points where nu_k has no mass keep their potential (log m_k = log q_k = -inf there)
-        v = [
-            vk - eta * lam * jnp.where(jnp.isfinite(lq), lm - lq, 0.0)
-            for vk, lm, lq in zip(v, log_m, log_q, strict=True)
-        ]
-        err = error(marginals(v)[1])
-        return v, it + 1, err, errs.at[it].set(err)
+    if isinstance(measures, (list, tuple)):
+        log_ks = [-_sq_dist_over_2(points, nu.positions) / lam for nu in measures]
+        ops = [_Dense(lk, exp(lk)) for lk in log_ks]
+        log_q = [jnp.log(nu.weights)[:, None] for nu in measures]
+        wts = [weights[k : k + 1] for k in range(n_measures)]
+    else:
+        if grid_shape is not None:
+            axes = [jnp.asarray(a, points.dtype)[:, None] for a in support.axes]
+            log_ks = tuple(-_sq_dist_over_2(a, a) / lam for a in axes)
+            op = _Separable(log_ks, None if mode == "log" else tuple(map(jnp.exp, log_ks)))
+        else:
+            log_k = -_sq_dist_over_2(points, points) / lam
+            op = _Dense(log_k, exp(log_k), symmetric=True)
+        ops, log_q, wts = [op], [jnp.log(hist.T.astype(points.dtype))], [weights]
 
-    v0 = [jnp.zeros_like(lq) for lq in log_q]
-    err0 = error(marginals(v0)[1])
-    errs0 = jnp.full(max_iterations, jnp.nan, support.dtype)
-    v, it, err, errs = jax.lax.while_loop(cond, body, (v0, jnp.asarray(0, jnp.int32), err0, errs0))
-    log_mu, _ = marginals(v)
-    return BarycenterResult(jnp.exp(log_mu), v, err <= threshold, it, errs)
+    def run(log):
+        return _damped_sinkhorn(ops, log_q, wts, log_ref, lam, tau, threshold, max_iterations, log)
+
+    if mode == "auto":
+        out = run(False)
+        ok = jnp.isfinite(out[2]) & jnp.all(jnp.isfinite(out[0]))
+        log_mu, v, err, it, errs = jax.lax.cond(ok, lambda: out, lambda: run(True))
+    else:
+        log_mu, v, err, it, errs = run(mode == "log")
+
+    mu = jnp.exp(log_mu)
+    if isinstance(measures, (list, tuple)):
+        potentials = [vk[:, 0] for vk in v]
+    else:
+        potentials = v[0].T
+        if grid_shape is not None and jnp.ndim(measures) > 2:
+            potentials = potentials.reshape(n_measures, *grid_shape)
+    if grid_shape is not None:
+        mu = mu.reshape(grid_shape)
+    return BarycenterResult(mu, potentials, err <= threshold, it, errs)

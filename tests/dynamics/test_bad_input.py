@@ -5,6 +5,8 @@ import jax.numpy as jnp
 import pytest
 from flowax import dynamics, models
 
+_GRID = dynamics.Grid((jnp.linspace(0, 1, 3), jnp.linspace(0, 1, 4)))
+
 
 @pytest.mark.parametrize(
     "call,match",
@@ -48,6 +50,45 @@ from flowax import dynamics, models
             "tau",
         ),
         (lambda: dynamics.log_annealing(-1.0), "temperature0"),
+        (
+            lambda: dynamics.barycenter_fixed_support(
+                _GRID, jnp.ones((2, 3, 3)) / 9, jnp.ones(2) / 2, lam=0.1, tau=0.1, mode="fast"
+            ),
+            "mode: expected one of",
+        ),
+        (
+            lambda: dynamics.barycenter_fixed_support(
+                _GRID, jnp.ones((2, 4, 3)) / 12, jnp.ones(2) / 2, lam=0.1, tau=0.1
+            ),
+            r"measures: expected .* \[K, 12\] or \[K, 3, 4\]",
+        ),
+        (
+            lambda: dynamics.barycenter_fixed_support(
+                _GRID, jnp.ones((2, 12)) / 10, jnp.ones(2) / 2, lam=0.1, tau=0.1
+            ),
+            "measures: expected nonnegative finite histograms each summing to 1",
+        ),
+        (
+            lambda: dynamics.barycenter_fixed_support(
+                _GRID,
+                jnp.ones((2, 12)) / 12,
+                jnp.ones(2) / 2,
+                lam=0.1,
+                tau=0.1,
+                reference=jnp.ones(5),
+            ),
+            "reference",
+        ),
+        (
+            lambda: dynamics.barycenter_fixed_support(
+                dynamics.Grid((jnp.ones(3), jnp.ones((2, 2)))),
+                jnp.ones((1, 6)) / 6,
+                jnp.ones(1),
+                lam=0.1,
+                tau=0.1,
+            ),
+            r"support.axes\[1\]",
+        ),
         (lambda: models.multi_index_teacher(jax.random.key(0), d_in=3, n=4, k=4), "k"),
         (lambda: models.linear_teacher(jax.random.key(0), d_in=6, d_out=6, n=4), "n: whitening"),
     ],

@@ -56,6 +56,12 @@ def test_tau_equals_lam_is_pots_sinkhorn_barycenter():
         a, cost, lam, weights=np.asarray(W), method="sinkhorn_log", numItermax=20000, stopThr=1e-14
     )
     np.testing.assert_allclose(np.asarray(res.weights), ref, atol=1e-8)
+    # the same targets as histograms on a 1-D grid: shared separable kernel, kernel mode
+    hist = jnp.stack([m.weights for m in measures])
+    res = dynamics.barycenter_fixed_support(
+        dynamics.Grid((x,)), hist, W, lam=lam, tau=lam, threshold=1e-12, mode="kernel"
+    )
+    np.testing.assert_allclose(np.asarray(res.weights), ref, atol=1e-8)
 
 
 def test_debiasing_orders():
@@ -120,3 +126,74 @@ def test_targets_with_empty_points():
     r2 = dynamics.barycenter_fixed_support(sup, trimmed, w, lam=0.2, tau=0.1)
     assert bool(r1.converged) and bool(r2.converged)
     np.testing.assert_allclose(r1.weights, r2.weights, atol=1e-9)
+
+
+def _blobs(shape, centers, key=0):
+    axes = [np.sort(np.random.default_rng(key + a).uniform(0, 1, n)) for a, n in enumerate(shape)]
+    mesh = np.stack(np.meshgrid(*axes, indexing="ij"), -1)
+    h = np.stack([np.exp(-np.sum((mesh - c) ** 2, -1) / 0.05) for c in centers])
+    return axes, h / h.sum(axis=tuple(range(1, h.ndim)), keepdims=True)
+
+
+def test_separable_grid_kernel_equals_dense():
+    # K = K_0 (x) K_1 on a (non-uniform) tensor grid: the separable path, in kernel and log mode,
+    # equals the dense point-cloud path with a shared kernel and with one kernel per target
+    axes, h = _blobs((9, 7), [(0.2, 0.3), (0.7, 0.6), (0.5, 0.9)])
+    grid = dynamics.Grid(tuple(jnp.asarray(a) for a in axes))
+    pts = grid.points
+    w = jnp.array([0.5, 0.3, 0.2])
+    kw = dict(lam=0.02, tau=0.01, threshold=1e-12)
+    runs = {
+        "grid kernel": dynamics.barycenter_fixed_support(grid, h, w, mode="kernel", **kw),
+        "grid log": dynamics.barycenter_fixed_support(grid, h, w, mode="log", **kw),
+        "cloud kernel": dynamics.barycenter_fixed_support(
+            pts, h.reshape(3, -1), w, mode="kernel", **kw
+        ),
+        "particles": dynamics.barycenter_fixed_support(
+            pts, [Particles(jnp.asarray(hk.ravel()), pts) for hk in h], w, **kw
+        ),
+    }
+    ref = np.asarray(runs["particles"].weights)
+    for name, r in runs.items():
+        assert bool(r.converged), name
+        np.testing.assert_allclose(np.asarray(r.weights).ravel(), ref, atol=1e-11, err_msg=name)
+    assert runs["grid kernel"].weights.shape == (9, 7)
+    assert runs["grid log"].potentials.shape == (3, 9, 7)
+    np.testing.assert_allclose(
+        runs["grid log"].potentials.reshape(3, -1)[0], runs["particles"].potentials[0], atol=1e-8
+    )
+
+
+def test_kernel_underflow_is_reported_and_auto_falls_back_to_log():
+    # lam = 0.1 on [0, 20]: exp(-c / lam) underflows to 0 far off the diagonal (c up to 200),
+    # so the scalings of kernel mode overflow; kernel mode must say so (and stop at once), auto
+    # must redo it in log mode
+    x = np.linspace(0, 20, 201)
+    h = np.stack([np.exp(-((x - c) ** 2) / 2) for c in (2.0, 18.0)])
+    h = h / h.sum(1, keepdims=True)
+    w = jnp.array([0.5, 0.5])
+    kw = dict(lam=0.1, tau=0.1, max_iterations=400)
+    grid = dynamics.Grid((jnp.asarray(x),))
+    kernel = dynamics.barycenter_fixed_support(grid, h, w, mode="kernel", **kw)
+    log = dynamics.barycenter_fixed_support(grid, h, w, mode="log", **kw)
+    auto = dynamics.barycenter_fixed_support(grid, h, w, mode="auto", **kw)
+    assert not bool(kernel.converged) and int(kernel.n_iters) < 400
+    assert np.isnan(kernel.errors[int(kernel.n_iters) - 1])
+    assert bool(log.converged)
+    np.testing.assert_array_equal(np.asarray(auto.weights), np.asarray(log.weights))
+    # symmetric targets and weights: the barycenter is symmetric about 10
+    np.testing.assert_allclose(np.asarray(log.weights) @ x, 10.0, atol=1e-6)
+
+
+def test_vmap_over_batches_of_histograms():
+    axes, h = _blobs((6, 5), [(0.3, 0.3), (0.7, 0.7)])
+    _, h2 = _blobs((6, 5), [(0.2, 0.8), (0.8, 0.2)])
+    grid = dynamics.Grid(tuple(jnp.asarray(a) for a in axes))
+    w = jnp.array([0.5, 0.5])
+
+    def solve(hist):
+        return dynamics.barycenter_fixed_support(grid, hist, w, lam=0.02, tau=0.01).weights
+
+    batched = jax.jit(jax.vmap(solve))(jnp.stack([h, h2]))
+    np.testing.assert_allclose(batched[0], solve(h), atol=1e-12)
+    np.testing.assert_allclose(batched[1], solve(h2), atol=1e-12)
