@@ -11,6 +11,7 @@ bench:
 	$(BIN)/pip install -q -e ".[bench]"
 	$(BIN)/python benchmarks/bench_sweep.py
 	$(BIN)/python benchmarks/bench_particles.py
+	$(BIN)/python benchmarks/bench_barycenter.py
 
 lint:
 	$(BIN)/pip install -q -e ".[dev]"

@@ -16,9 +16,15 @@ Method: with dual potentials ``v_k`` on the supports of ``nu_k`` and ``b_k = q_k
     b_k <- b_k (q_k / m_k)^eta,   eta = min(1, tau / lam),
 
 the damping ``eta`` making it converge for every ``tau > 0`` (Chizat and Vaskevicius 2023,
-damped Sinkhorn). Two kernel applications per iteration, done either on scalings (``"kernel"``
-mode: matrix products, fast, but ``K`` may underflow for small ``lam``) or on log-scalings with
-log-sum-exp (``"log"`` mode: stable for every ``lam``). On a `Grid` support with the targets
+damped Sinkhorn). Optionally over-relaxed, ``eta <- omega eta`` with ``omega in (0, 2)``
+(Thibault, Chizat, Dossal and Papadakis, "Overrelaxed Sinkhorn-Knopp algorithm for regularized
+optimal transport", 2021): the same fixed point, locally convergent; ``omega = 1.5`` took 1.5x
+fewer iterations on every problem of ``benchmarks/bench_barycenter.py``, but only ``omega = 1``
+carries the global guarantee, so it is the default.
+
+Two kernel applications per iteration, done either on scalings (``"kernel"`` mode: matrix
+products, fast, but ``K`` may underflow for small ``lam``) or on log-scalings with log-sum-exp
+(``"log"`` mode: stable for every ``lam``). On a `Grid` support with the targets
 given as histograms on it, ``K`` is the tensor product of the per-axis kernels and is applied
 axis by axis: ``O(N sum_a n_a)`` per application instead of ``O(N^2)``. ott-jax has no barycenter
 with an outer entropy ``tau``; with ``tau = lam`` this is its (and POT's) Sinkhorn barycenter.
@@ -114,15 +120,16 @@ class _Separable(NamedTuple):
         shape = tuple(lk.shape[0] for lk in self.log_ks)
         c = x.shape[-1]
         y = x.reshape(*shape, c)
+        letters = "abcdefghijklmnopqrstuvwxy"[: len(shape) + 1]
         for a, lk in enumerate(self.log_ks):
-            y = jnp.moveaxis(y, a, 0)
-            rest = y.shape[1:]
-            flat = y.reshape(shape[a], -1)
             if log:
-                flat = _lse_matmul(lk, flat)
-            else:
-                flat = self.ks[a] @ flat
-            y = jnp.moveaxis(flat.reshape(shape[a], *rest), 0, a)
+                y = jnp.moveaxis(y, a, 0)
+                rest = y.shape[1:]
+                y = _lse_matmul(lk, y.reshape(shape[a], -1)).reshape(shape[a], *rest)
+                y = jnp.moveaxis(y, 0, a)
+            else:  # contract axis a in place: no transposes in the [*grid, c] layout
+                out = letters.replace(letters[a], "z")
+                y = jnp.einsum(f"z{letters[a]},{letters}->{out}", self.ks[a], y)
         return y.reshape(-1, c)
 
 
@@ -130,11 +137,12 @@ def _sq_dist_over_2(x, y):
     return 0.5 * jnp.sum((x[:, None, :] - y[None, :, :]) ** 2, -1)
 
 
-def _damped_sinkhorn(ops, log_q, wts, log_ref, lam, tau, threshold, max_iterations, log):
+def _damped_sinkhorn(ops, log_q, wts, log_ref, lam, tau, omega, threshold, max_iterations, log):
     """The iteration of the module docstring. ``ops[j]`` acts on block ``j`` of columns
     ``log_q[j] [n_j, c_j]`` with weights ``wts[j] [c_j]``; in ``log`` mode the state is log b."""
-    eta = jnp.minimum(1.0, tau / lam)
+    eta = omega * jnp.minimum(1.0, tau / lam)
     dtype = log_ref.dtype
+    q = [jnp.exp(lq) for lq in log_q]
 
     def marginals(b):
         kb = [op.apply(bj, log) for op, bj in zip(ops, b, strict=True)]  # [N, c_j]
@@ -154,10 +162,7 @@ def _damped_sinkhorn(ops, log_q, wts, log_ref, lam, tau, threshold, max_iteratio
                 for op, bj, k in zip(ops, b, kb, strict=True)
             ]
             m_lin = m
-        err = sum(
-            jnp.abs(mj - jnp.exp(lq)).sum(0) @ w
-            for mj, lq, w in zip(m_lin, log_q, wts, strict=True)
-        )
+        err = sum(jnp.abs(mj - qj).sum(0) @ w for mj, qj, w in zip(m_lin, q, wts, strict=True))
         return log_mu, m, jnp.where(jnp.isfinite(err), err, jnp.nan)  # nan stops the loop
 
     def update(b, m):
@@ -166,10 +171,15 @@ def _damped_sinkhorn(ops, log_q, wts, log_ref, lam, tau, threshold, max_iteratio
                 bj + eta * jnp.where(jnp.isfinite(lq), lq - mj, 0.0)
                 for bj, mj, lq in zip(b, m, log_q, strict=True)
             ]
-        return [
-            jnp.where(lq > -jnp.inf, bj * (jnp.exp(lq) / mj) ** eta, 0.0)
-            for bj, mj, lq in zip(b, m, log_q, strict=True)
-        ]
+        ratio = [jnp.where(qj > 0, qj / mj, 0.0) for qj, mj in zip(q, m, strict=True)]
+        # a power costs a log and an exp per entry (exp(eta log r) is faster than XLA's pow on
+        # CPU): skip it for the undamped, unrelaxed step
+        ratio = jax.lax.cond(
+            eta == 1,
+            lambda: ratio,
+            lambda: [jnp.where(r > 0, jnp.exp(eta * jnp.log(r)), 0.0) for r in ratio],
+        )
+        return [bj * r for bj, r in zip(b, ratio, strict=True)]
 
     def cond(state):  # false once err is nan: a non-finite run never recovers
         _, _, err, it, _ = state
@@ -230,6 +240,7 @@ def barycenter_fixed_support(
     threshold: float = 1e-9,
     max_iterations: int = 5000,
     mode: str = "auto",
+    overrelaxation: float = 1.0,
 ) -> BarycenterResult:
     """The ``(lam, tau)``-barycenter of ``measures`` on a fixed support (module docstring).
 
@@ -247,6 +258,8 @@ def barycenter_fixed_support(
       mode: ``"kernel"`` (scalings and matrix products), ``"log"`` (log-sum-exp, stable for any
         ``lam``), or ``"auto"``: kernel mode, redone in log mode if it produced non-finite
         numbers (under ``vmap`` JAX then evaluates both; pass the mode explicitly there).
+      overrelaxation: ``omega in (0, 2)`` multiplying the step (module docstring); 1 is the
+        damped Sinkhorn with its convergence guarantee.
 
     Returns:
       `BarycenterResult`.
@@ -283,6 +296,9 @@ def barycenter_fixed_support(
     _checks.check_positive("lam", lam)
     _checks.check_positive("tau", tau)
     _checks.check_positive_int("max_iterations", max_iterations)
+    omega = _checks.concrete(overrelaxation)
+    if omega is not None and not (omega.size == 1 and 0 < float(omega) < 2):
+        raise ValueError(f"overrelaxation: expected a scalar in (0, 2), got {overrelaxation!r}")
     if reference is not None and np.shape(reference) not in ((n,), grid_shape):
         raise ValueError(
             f"reference: expected shape [{n}] like the support, got {np.shape(reference)}"
@@ -313,7 +329,9 @@ def barycenter_fixed_support(
         ops, log_q, wts = [op], [jnp.log(hist.T.astype(points.dtype))], [weights]
 
     def run(log):
-        return _damped_sinkhorn(ops, log_q, wts, log_ref, lam, tau, threshold, max_iterations, log)
+        return _damped_sinkhorn(
+            ops, log_q, wts, log_ref, lam, tau, overrelaxation, threshold, max_iterations, log
+        )
 
     if mode == "auto":
         out = run(False)

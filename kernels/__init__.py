@@ -1,6 +1,21 @@
-"""flowax.kernels: empirical and infinite-width NTK, linearized dynamics, curvature.
+"""flowax.kernels: empirical and infinite-width neural tangent kernels, linearized dynamics,
+kernel monitors."""
 
-Nothing is public here yet; see the project's issues.
-"""
+from .empirical import METHODS, empirical_ntk
+from .infinite import CLOSED_FORMS, NORMALIZATIONS, Kernel, mlp_kernel
+from .linearized import kernel_flow, linearize
+from .monitors import effective_rank, kernel_alignment, ntk_drift
 
-__all__: list[str] = []
+__all__ = [
+    "CLOSED_FORMS",
+    "METHODS",
+    "NORMALIZATIONS",
+    "Kernel",
+    "effective_rank",
+    "empirical_ntk",
+    "kernel_alignment",
+    "kernel_flow",
+    "linearize",
+    "mlp_kernel",
+    "ntk_drift",
+]

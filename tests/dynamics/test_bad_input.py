@@ -58,6 +58,17 @@ _GRID = dynamics.Grid((jnp.linspace(0, 1, 3), jnp.linspace(0, 1, 4)))
         ),
         (
             lambda: dynamics.barycenter_fixed_support(
+                _GRID,
+                jnp.ones((2, 12)) / 12,
+                jnp.ones(2) / 2,
+                lam=0.1,
+                tau=0.1,
+                overrelaxation=2.0,
+            ),
+            r"overrelaxation: expected a scalar in \(0, 2\)",
+        ),
+        (
+            lambda: dynamics.barycenter_fixed_support(
                 _GRID, jnp.ones((2, 4, 3)) / 12, jnp.ones(2) / 2, lam=0.1, tau=0.1
             ),
             r"measures: expected .* \[K, 12\] or \[K, 3, 4\]",

@@ -172,6 +172,60 @@ def test_jit_vmap_and_bad_input():
         )
 
 
+def test_barycenter_particles_close_to_fixed_support_in_sinkhorn_divergence():
+    # 2-D, three Gaussian clouds; lam = 0.2, tau = lam/2. The particle barycenter (600 particles)
+    # and the fixed-support one on a 32 x 32 grid solve the same problem: their Sinkhorn
+    # divergence must be at the level of 600 i.i.d. samples of the fixed-support solution (the
+    # sampling floor, plus the scheme's O(lr) bias: allow 2x the mean floor), and smaller than to
+    # the tau = lam and tau = 0.02 barycenters of the same targets.
+    means = jnp.array([[-1.0, 0.0], [1.0, 0.5], [0.0, 2.0]])
+    measures = [
+        Particles(
+            jnp.full(300, 1 / 300), m[None, :] + jax.random.normal(jax.random.key(10 + i), (300, 2))
+        )
+        for i, m in enumerate(means)
+    ]
+    w, lam, n = jnp.array([0.3, 0.3, 0.4]), 0.2, 600
+    traj = dynamics.barycenter_particles(
+        measures,
+        w,
+        lam=lam,
+        tau=lam / 2,
+        n_particles=n,
+        key=jax.random.key(0),
+        lr=0.2,
+        steps=60,
+        save_every=60,
+        threshold=1e-4,
+    )
+    x = traj.final.positions
+    c = w @ means
+    axes = tuple(jnp.linspace(c[i] - 4.5, c[i] + 4.5, 32) for i in range(2))
+    pts = dynamics.Grid(axes).points
+    solve = jax.vmap(
+        lambda tau: (
+            dynamics.barycenter_fixed_support(
+                pts, measures, w, lam=lam, tau=tau, mode="kernel"
+            ).weights
+        )
+    )
+    fixed = jax.jit(solve)(jnp.array([lam / 2, lam, 0.02]))
+    div = jax.jit(
+        lambda x, wts: dynamics.sinkhorn_divergence(
+            Particles(jnp.full(n, 1 / n), x), Particles(wts, pts), lam=0.1
+        )
+    )
+    s = [float(div(x, wt)) for wt in fixed]
+    h = axes[0][1] - axes[0][0]
+    floor = []
+    for i in range(2):  # i.i.d. samples of the fixed-support solution, jittered within a cell
+        idx = jax.random.choice(jax.random.key(100 + i), pts.shape[0], (n,), p=fixed[0])
+        jitter = (jax.random.uniform(jax.random.key(200 + i), (n, 2)) - 0.5) * h
+        floor.append(float(div(pts[idx] + jitter, fixed[0])))
+    assert s[0] < 2 * np.mean(floor), (s, floor)
+    assert s[0] < min(s[1], s[2]), s
+
+
 @pytest.mark.slow  # ~50 s: 100 steps x 3 Sinkhorn solves of 2000 x 600 points
 def test_barycenter_particles_matches_closed_form_variance():
     means = jnp.array([[-1.0, 0.0], [1.0, 0.5], [0.0, 2.0]])
