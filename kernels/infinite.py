@@ -12,10 +12,11 @@ convention of ``neural_tangents.stax.serial(Dense(W_std, b_std), act, ..., Dense
 Closed forms: ``"relu"`` (arc-cosine kernels, Cho and Saul 2009), ``"erf"`` (Williams 1997),
 ``"identity"``. Any other elementwise activation (a name from `flowax.models.ACTIVATIONS` or a
 callable) by Gauss-Hermite quadrature in two dimensions with ``quadrature_degree`` nodes per
-axis: exact for polynomials of degree ``< 2 * degree``; for the smooth activations of
-``ACTIVATIONS`` the default 48 nodes give about 1e-10 relative accuracy at unit variances (tested
-against the closed forms of "erf" and "identity"); ReLU-like kinks converge only like
-``degree^-1.5``: use the closed form.
+axis: exact for polynomials of degree ``< 2 * degree``; for smooth activations the error decays
+geometrically in the degree but slows as the pre-activation variances grow (``erf`` through 3
+layers with ``W_std = 1.4``, measured against its closed form: relative error of the NTK 3e-4
+at 64 nodes, 4e-6 at the default 100, 8e-9 at 150); kinks (``relu``) converge only like
+``1 / degree`` (3e-2 at 100 nodes): use the closed form.
 
 ``normalization="layernorm"`` standardizes each hidden layer's activations over its units (mean
 0, variance 1). At infinite width this replaces ``E[phi(u) phi(v)]`` by the centred and
@@ -73,22 +74,29 @@ def _identity(q1, q2, k12):
 def _quadrature(phi, degree):
     z, w = np.polynomial.hermite_e.hermegauss(degree)  # weight exp(-z^2 / 2)
     z, w = jnp.asarray(z), jnp.asarray(w / w.sum())
-    dphi = jax.vmap(jax.grad(lambda t: phi(t)))
+    grad = jax.grad(lambda t: phi(t))
+
+    def dphi(a):
+        return jax.vmap(grad)(a.reshape(-1)).reshape(a.shape)
 
     def moments(q1, q2, k12):
+        q1, q2, k12 = jnp.broadcast_arrays(q1, q2, k12)
         s1, s2 = jnp.sqrt(q1), jnp.sqrt(q2)
         c = jnp.clip(k12 / (s1 * s2), -1.0, 1.0)
         r = jnp.sqrt(1 - c**2)
+        lead = (1,) * s1.ndim
+        za, zb = z.reshape(*lead, -1, 1), z.reshape(*lead, 1, -1)  # the two GH axes
+
+        def col(a):
+            return a[..., None, None]
 
         def expect(f):
-            u = s1[..., None, None] * z[:, None]  # [..., m, 1]
-            v = s2[..., None, None] * (c[..., None, None] * z[:, None] + r[..., None, None] * z)
-            fu = f(u.reshape(-1)).reshape(u.shape)
-            fv = f(v.reshape(-1)).reshape(v.shape)
-            return jnp.einsum("...ab,a,b->...", fu * fv, w, w)
+            u = col(s1) * za + 0 * zb
+            v = col(s2) * (col(c) * za + col(r) * zb)
+            return jnp.einsum("...ab,a,b->...", f(u) * f(v), w, w)
 
-        mean1 = jnp.einsum("...a,a->...", phi(s1[..., None] * z), w)
-        mean2 = jnp.einsum("...a,a->...", phi(s2[..., None] * z), w)
+        mean1 = jnp.einsum("...a,a->...", phi(s1[..., None] * z.reshape(*lead, -1)), w)
+        mean2 = jnp.einsum("...a,a->...", phi(s2[..., None] * z.reshape(*lead, -1)), w)
         return expect(phi), expect(dphi), (mean1, mean2)
 
     return moments
@@ -101,7 +109,7 @@ def mlp_kernel(
     weight_std: float = 1.0,
     bias_std: float = 0.0,
     normalization: str | None = None,
-    quadrature_degree: int = 48,
+    quadrature_degree: int = 100,
 ) -> Callable:
     """``kernel_fn(x1, x2=None) -> Kernel(nngp, ntk)`` of the network in the module docstring.
 
