@@ -2,7 +2,7 @@
 # The README's two commands are the entry points; `.ci/run` runs the test one.
 BIN := .venv/bin
 
-.PHONY: test-slow bench lint
+.PHONY: test-slow bench bench-ntk lint
 
 test-slow:
 	$(BIN)/python -m pytest -n 2 -m slow
@@ -16,3 +16,12 @@ bench:
 lint:
 	$(BIN)/pip install -q -e ".[dev]"
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+# neural-tangents needs jax <= 0.4.25: its own venv, used only by benchmarks/bench_ntk.py
+.venv-nt/bin/python:
+	python3 -m venv .venv-nt
+	.venv-nt/bin/pip install -q "jax==0.4.25" "jaxlib==0.4.25" "numpy<2" "tf2jax<0.3.7" "neural-tangents==0.6.5"
+
+bench-ntk: .venv-nt/bin/python
+	$(BIN)/pip install -q -e ".[bench]"
+	$(BIN)/python benchmarks/bench_ntk.py
