@@ -24,7 +24,6 @@ calls after it. Run:  python benchmarks/bench_barycenter.py [--repeats 3]
 from __future__ import annotations
 
 import argparse
-import time
 
 import jax
 
@@ -33,6 +32,7 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import ot  # noqa: E402
+from _timing import timed  # noqa: E402
 from flowax import dynamics  # noqa: E402
 from ott.geometry import grid as ott_grid  # noqa: E402
 from ott.geometry import pointcloud  # noqa: E402
@@ -42,19 +42,6 @@ from ott.solvers.linear import discrete_barycenter  # noqa: E402
 LAM = 1e-3
 K = 8
 LADDER = [10.0 ** (-e / 2) for e in range(8, 27)]  # 1e-4 ... 1e-13
-
-
-def timed(fn, repeats):
-    """(first-call seconds, best steady seconds, result)."""
-    start = time.perf_counter()
-    out = jax.block_until_ready(fn())
-    first = time.perf_counter() - start
-    best = np.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = jax.block_until_ready(fn())
-        best = min(best, time.perf_counter() - start)
-    return first, best, out
 
 
 def l1(a, b):

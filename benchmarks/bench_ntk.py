@@ -22,7 +22,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 
 import jax
 
@@ -30,21 +29,10 @@ jax.config.update("jax_enable_x64", True)
 
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
+from _timing import timed  # noqa: E402
 from flowax import kernels, models  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def timed(fn, repeats):
-    start = time.perf_counter()
-    out = jax.block_until_ready(fn())
-    first = time.perf_counter() - start
-    best = np.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = jax.block_until_ready(fn())
-        best = min(best, time.perf_counter() - start)
-    return first, best, out
 
 
 def run_peer(python, dtype, repeats, extra=()):
@@ -87,7 +75,8 @@ def main():
     )
     rate = matmul_rate(r)
     model = models.mlp([784, 512, 512, 10], activation="relu", parametrization="ntk")
-    x = np.random.default_rng(0).standard_normal((128, 784))
+    rng = np.random.default_rng(0)  # the same draws, in the same order, as nt_peer.py
+    x = rng.standard_normal((128, 784))
 
     def params(data, dtype):
         return tuple({"w": jnp.asarray(data[f"w{i}"], dtype)} for i in (0, 2, 4))
@@ -136,7 +125,7 @@ def main():
             )
         )
 
-    xa = np.random.default_rng(0).standard_normal((1024, 784))
+    xa = rng.standard_normal((1024, 784))
     kfn = kernels.mlp_kernel(5, activation="relu", weight_std=2**0.5, bias_std=0.1)
     f = jax.jit(lambda a: kfn(a))
     first, best, k = timed(lambda: f(jnp.asarray(xa, jnp.float32)), r)

@@ -31,6 +31,15 @@ def _inner(eqn):
     return None
 
 
+def _sub_leaves(inner_jaxpr, eqn, leaf_of):
+    """The leaf indices of a call's inner variables that receive a parameter leaf."""
+    return {
+        iv: leaf_of[v]
+        for iv, v in zip(inner_jaxpr.invars, eqn.invars, strict=True)
+        if isinstance(v, jcore.Var) and v in leaf_of
+    }
+
+
 def _dense_rhs(eqn, leaf_of):
     """The leaf ``W`` if ``eqn`` is ``dot_general(h, W)`` contracting h's last axis, else None."""
     if eqn.primitive.name != "dot_general" or len(eqn.invars) != 2:
@@ -50,12 +59,7 @@ def _analyze(jaxpr, leaf_of, uses, dense):
     for eqn in jaxpr.eqns:
         inner = _inner(eqn)
         if inner is not None:
-            sub = {
-                iv: leaf_of[v]
-                for iv, v in zip(inner[0].invars, eqn.invars, strict=True)
-                if isinstance(v, jcore.Var) and v in leaf_of
-            }
-            _analyze(inner[0], sub, uses, dense)
+            _analyze(inner[0], _sub_leaves(inner[0], eqn, leaf_of), uses, dense)
             continue
         w = _dense_rhs(eqn, leaf_of)
         for v in eqn.invars:
@@ -82,11 +86,7 @@ def _eval(jaxpr, consts, args, leaf_of, taps, captured):
         invals = [read(v) for v in eqn.invars]
         inner = _inner(eqn)
         if inner is not None:
-            sub = {
-                iv: leaf_of[v]
-                for iv, v in zip(inner[0].invars, eqn.invars, strict=True)
-                if isinstance(v, jcore.Var) and v in leaf_of
-            }
+            sub = _sub_leaves(inner[0], eqn, leaf_of)
             outs = _eval(inner[0], inner[1], invals, sub, taps, captured)
         else:
             with eqn.ctx.manager:

@@ -172,20 +172,26 @@ def test_jit_vmap_and_bad_input():
         )
 
 
+def _three_clouds(n):
+    """Three 2-D standard Gaussian clouds of n points, their means and weights (0.3, 0.3, 0.4)."""
+    means = jnp.array([[-1.0, 0.0], [1.0, 0.5], [0.0, 2.0]])
+    measures = [
+        Particles(
+            jnp.full(n, 1 / n), m[None, :] + jax.random.normal(jax.random.key(10 + i), (n, 2))
+        )
+        for i, m in enumerate(means)
+    ]
+    return means, measures, jnp.array([0.3, 0.3, 0.4])
+
+
 def test_barycenter_particles_close_to_fixed_support_in_sinkhorn_divergence():
     # 2-D, three Gaussian clouds; lam = 0.2, tau = lam/2. The particle barycenter (600 particles)
     # and the fixed-support one on a 32 x 32 grid solve the same problem: their Sinkhorn
     # divergence must be at the level of 600 i.i.d. samples of the fixed-support solution (the
     # sampling floor, plus the scheme's O(lr) bias: allow 2x the mean floor), and smaller than to
     # the tau = lam and tau = 0.02 barycenters of the same targets.
-    means = jnp.array([[-1.0, 0.0], [1.0, 0.5], [0.0, 2.0]])
-    measures = [
-        Particles(
-            jnp.full(300, 1 / 300), m[None, :] + jax.random.normal(jax.random.key(10 + i), (300, 2))
-        )
-        for i, m in enumerate(means)
-    ]
-    w, lam, n = jnp.array([0.3, 0.3, 0.4]), 0.2, 600
+    means, measures, w = _three_clouds(300)
+    lam, n = 0.2, 600
     traj = dynamics.barycenter_particles(
         measures,
         w,
@@ -228,14 +234,7 @@ def test_barycenter_particles_close_to_fixed_support_in_sinkhorn_divergence():
 
 @pytest.mark.slow  # ~50 s: 100 steps x 3 Sinkhorn solves of 2000 x 600 points
 def test_barycenter_particles_matches_closed_form_variance():
-    means = jnp.array([[-1.0, 0.0], [1.0, 0.5], [0.0, 2.0]])
-    measures = [
-        Particles(
-            jnp.full(600, 1 / 600), m[None, :] + jax.random.normal(jax.random.key(10 + i), (600, 2))
-        )
-        for i, m in enumerate(means)
-    ]
-    w = jnp.array([0.3, 0.3, 0.4])
+    means, measures, w = _three_clouds(600)
     lam, n = 0.2, 2000
     traj = dynamics.barycenter_particles(
         measures,
