@@ -28,6 +28,7 @@ boundary artifacts", 2019: layer normalization acts as a normalized nonlinearity
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -49,10 +50,33 @@ class Kernel(NamedTuple):
     ntk: jax.Array
 
 
+# Taylor coefficients of arcsin(z) = z + z^3 sum_n a_n z^(2n); on |z| <= 1/2 the terms shrink
+# like 4^-n n^-1.5, so 26 of them reach float64 rounding
+_ASIN = [
+    math.factorial(2 * n) / (4**n * math.factorial(n) ** 2 * (2 * n + 1)) for n in range(1, 27)
+]
+
+
+def _arccos(c):
+    """arccos by the arcsin series on [0, 1/2] and arccos(a) = 2 arcsin(sqrt((1 - a) / 2)):
+    a few fused multiply-adds per entry, where XLA's CPU arccos costs ~10 ns (measured: 10.8 ms
+    for 1024^2 float32 entries, against ~1 ms for this); float64-accurate."""
+    a = jnp.abs(c)
+    small = a <= 0.5
+    z = jnp.where(small, a, jnp.sqrt((1 - a) / 2))
+    z2 = z * z
+    poly = jnp.zeros_like(z)
+    for coef in reversed(_ASIN):
+        poly = poly * z2 + coef
+    asin = z + z * z2 * poly
+    acos_a = jnp.where(small, jnp.pi / 2 - asin, 2 * asin)
+    return jnp.where(c >= 0, acos_a, jnp.pi - acos_a)
+
+
 def _relu(q1, q2, k12):
     s = jnp.sqrt(q1 * q2)
     c = jnp.clip(k12 / s, -1.0, 1.0)
-    theta = jnp.arccos(c)
+    theta = _arccos(c)
     e_phi = s / (2 * jnp.pi) * (jnp.sqrt(1 - c**2) + (jnp.pi - theta) * c)
     e_dphi = (jnp.pi - theta) / (2 * jnp.pi)
     mean = jnp.sqrt(q1 / (2 * jnp.pi)), jnp.sqrt(q2 / (2 * jnp.pi))
@@ -165,8 +189,11 @@ def mlp_kernel(
         q2 = w2 * jnp.sum(y * y, 1) / d + b2
         k = w2 * (x1 @ y.T) / d + b2
         theta = k
-        for _ in range(depth):
-            q1, q2, k, theta = layer(q1, q2, k, theta)
+        # one compiled layer in a loop: unrolled, XLA's CPU fusion of the whole elementwise chain
+        # made depth 5 take 62 ms on 1024^2 entries, against 5 x 2.3 ms for separate layers
+        q1, q2, k, theta = jax.lax.fori_loop(
+            0, depth, lambda _, state: layer(*state), (q1, q2, k, theta)
+        )
         return Kernel(k, theta)
 
     return kernel_fn
