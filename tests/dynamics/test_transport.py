@@ -184,6 +184,28 @@ def _three_clouds(n):
     return means, measures, jnp.array([0.3, 0.3, 0.4])
 
 
+def _particle_barycenter(measures, w, lam, n, steps):
+    """The tau = lam / 2 barycenter by noisy particles (lr 0.2), final state only."""
+    return dynamics.barycenter_particles(
+        measures,
+        w,
+        lam=lam,
+        tau=lam / 2,
+        n_particles=n,
+        key=jax.random.key(0),
+        lr=0.2,
+        steps=steps,
+        save_every=steps,
+        threshold=1e-4,
+    )
+
+
+def _closed_form_variance(means, measures, w, lam, tau):
+    """gaussian_barycenter's variance for the targets' empirical variances."""
+    v_emp = jnp.array([jnp.mean(jnp.var(nu.positions, axis=0)) for nu in measures])
+    return float(dynamics.gaussian_barycenter(means, v_emp, w, lam=lam, tau=tau)[1])
+
+
 def test_barycenter_particles_close_to_fixed_support_in_sinkhorn_divergence():
     # 2-D, three Gaussian clouds; lam = 0.2, tau = lam/2. The particle barycenter (600 particles)
     # and the fixed-support one on a 32 x 32 grid solve the same problem: their Sinkhorn
@@ -192,19 +214,7 @@ def test_barycenter_particles_close_to_fixed_support_in_sinkhorn_divergence():
     # the tau = lam and tau = 0.02 barycenters of the same targets.
     means, measures, w = _three_clouds(300)
     lam, n = 0.2, 600
-    traj = dynamics.barycenter_particles(
-        measures,
-        w,
-        lam=lam,
-        tau=lam / 2,
-        n_particles=n,
-        key=jax.random.key(0),
-        lr=0.2,
-        steps=60,
-        save_every=60,
-        threshold=1e-4,
-    )
-    x = traj.final.positions
+    x = _particle_barycenter(measures, w, lam, n, 60).final.positions
     c = w @ means
     axes = tuple(jnp.linspace(c[i] - 4.5, c[i] + 4.5, 32) for i in range(2))
     pts = dynamics.Grid(axes).points
@@ -234,8 +244,7 @@ def test_barycenter_particles_close_to_fixed_support_in_sinkhorn_divergence():
     # variances: the sample variance of 2 x 600 coordinates has relative standard deviation
     # sqrt(2 / 1200) = 4.1%; allow 4 of them plus the scheme's ~1% O(lr) bias
     var = float(jnp.mean(jnp.var(x, axis=0)))
-    v_emp = jnp.array([jnp.mean(jnp.var(nu.positions, axis=0)) for nu in measures])
-    closed = float(dynamics.gaussian_barycenter(means, v_emp, w, lam=lam, tau=lam / 2)[1])
+    closed = _closed_form_variance(means, measures, w, lam, lam / 2)
     assert abs(var / closed - 1) < 4 * np.sqrt(2 / (2 * n)) + 0.01, (var, closed)
 
 
@@ -243,27 +252,12 @@ def test_barycenter_particles_close_to_fixed_support_in_sinkhorn_divergence():
 def test_barycenter_particles_matches_closed_form_variance():
     means, measures, w = _three_clouds(600)
     lam, n = 0.2, 2000
-    traj = dynamics.barycenter_particles(
-        measures,
-        w,
-        lam=lam,
-        tau=lam / 2,
-        n_particles=n,
-        key=jax.random.key(0),
-        lr=0.2,
-        steps=100,
-        save_every=100,
-        threshold=1e-4,
-    )
+    traj = _particle_barycenter(measures, w, lam, n, 100)
     var = float(jnp.mean(traj.values["variance"][-1]))
     # closed form with the targets' empirical variances; the scheme's O(lr) bias is
     # 1/(1 - lr k/2) - 1 ~ 1% (contraction k = 1 - rho ~ 0.1); the sample variance of 2 x 2000
     # coordinates has relative std sqrt(2 / 4000) = 2.2%: allow 4 std + the bias.
-    v_emp = jnp.array([jnp.mean(jnp.var(nu.positions, axis=0)) for nu in measures])
-    closed = {
-        t: float(dynamics.gaussian_barycenter(means, v_emp, w, lam=lam, tau=t)[1])
-        for t in (1e-9, lam / 2, lam)
-    }
+    closed = {t: _closed_form_variance(means, measures, w, lam, t) for t in (1e-9, lam / 2, lam)}
     assert abs(var / closed[lam / 2] - 1) < 4 * np.sqrt(2 / (2 * n)) + 0.01, (var, closed)
     # and it tells the three regularizations apart (shrunk at tau = 0, blurred at tau = lam)
     assert abs(var - closed[lam / 2]) < min(abs(var - closed[1e-9]), abs(var - closed[lam]))
