@@ -76,7 +76,7 @@ class BarycenterResult(NamedTuple):
       potentials: dual potentials ``v_k`` on the targets' supports: a list ``[n_k]`` per measure
         for `Particles` targets, an array ``[K, N]`` (``[K, *grid.shape]``) for histograms.
       converged: bool, marginal error of ``weights`` below ``threshold``.
-      n_iters: int32, marginal evaluations done (updates done: one fewer when converged).
+      n_iters: int32, marginal evaluations done (updates done: one fewer).
       errors: ``[max_iterations]`` the marginal error ``sum_k w_k |m_k - q_k|_1`` per
         iteration (``nan`` after the last one).
     """
@@ -188,7 +188,9 @@ def _damped_sinkhorn(ops, log_q, wts, log_ref, lam, tau, omega, threshold, max_i
     def body(state):
         b, _, _, it, errs = state
         log_mu, m, err = marginals(b)
-        b = jax.lax.cond(err > threshold, lambda: update(b, m), lambda: b)
+        # no update after the last evaluation: the potentials stay those of the weights returned
+        more = (err > threshold) & (it + 1 < max_iterations)
+        b = jax.lax.cond(more, lambda: update(b, m), lambda: b)
         return b, log_mu, err, it + 1, errs.at[it].set(err)
 
     b0 = [lq if log else jnp.exp(lq) for lq in log_q]

@@ -100,7 +100,7 @@ def _ntvp_method(apply, params, x1, x2, out_shape, trace_axes):
     n_out = math.prod(out_shape)
     basis = jnp.eye(n_out, dtype=jax.eval_shape(f, params, x1[0]).dtype).reshape(n_out, *out_shape)
 
-    def column(xj):  # Theta[:, j]: [n1, *out1, n_out]
+    def column(xj):  # Theta[:, j] as [n_out (of x2[j]), n1, *out1]
         _, vjp = jax.vjp(lambda p: f(p, xj), params)
         tangents = jax.vmap(lambda e: vjp(e)[0])(basis)
         return jax.vmap(jvp1)(tangents)  # [n_out, n1, *out1]

@@ -33,7 +33,7 @@ def ntk_drift(
 
 
 def kernel_alignment(kernel: jax.Array, y: jax.Array) -> jax.Array:
-    """Centred-free alignment ``<K, Y Y^T> / (|K| |Y Y^T|)`` of ``K [n, n]`` with ``y [n(, k)]``."""
+    """Uncentred alignment ``<K, Y Y^T> / (|K| |Y Y^T|)`` of ``K [n, n]`` with ``y [n(, k)]``."""
     kernel, y = jnp.asarray(kernel), jnp.asarray(y)
     if kernel.ndim != 2 or kernel.shape[0] != kernel.shape[1]:
         raise ValueError(f"kernel: expected a square matrix [n, n], got {kernel.shape}")

@@ -100,6 +100,18 @@ def test_jit_vmap_and_bad_input():
     np.testing.assert_allclose(batched[1], run(0.5, 0.5), rtol=1e-10)
     short = dynamics.barycenter_fixed_support(sup, measures, w, lam=0.3, tau=0.01, max_iterations=3)
     assert not bool(short.converged) and int(short.n_iters) == 3
+    # the potentials returned are those of the weights returned, even when stopped by the cap:
+    # mu propto exp(-sum_k w_k u_k / tau), u_k = -lam log sum_y q_k(y) exp((v_k(y) - c) / lam)
+    u = [
+        -0.3
+        * jax.scipy.special.logsumexp(
+            jnp.log(nu.weights)[None, :] + (v[None, :] - 0.5 * (sup - nu.positions.T) ** 2) / 0.3,
+            axis=1,
+        )
+        for nu, v in zip(measures, short.potentials, strict=True)
+    ]
+    log_mu = -(w[0] * u[0] + w[1] * u[1]) / 0.01
+    np.testing.assert_allclose(short.weights, jax.nn.softmax(log_mu), rtol=1e-10)
     with pytest.raises(ValueError, match="weights: expected nonnegative finite weights summing"):
         dynamics.barycenter_fixed_support(sup, measures, jnp.array([0.5, 0.6]), lam=0.1, tau=0.1)
     with pytest.raises(ValueError, match="tau"):
