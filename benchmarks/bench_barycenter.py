@@ -75,7 +75,7 @@ def problems(rng):
 
 def flowax_solver(support, hist, w, tau, thr, mode="auto", max_iterations=5000, omega=1.0):
     f = jax.jit(
-        lambda h: dynamics.barycenter_fixed_support(
+        lambda h: dynamics.transport.barycenter_fixed_support(
             support,
             h,
             w,
@@ -138,7 +138,7 @@ def main():
     print(f"jax {jax.__version__}, POT {ot.__version__}, device {jax.devices()[0].device_kind}")
 
     # ---------------- 1-D ----------------
-    grid1 = dynamics.Grid((jnp.asarray(x),))
+    grid1 = dynamics.transport.TensorGrid((jnp.asarray(x),))
     ref = np.asarray(flowax_solver(grid1, h1, w, LAM, 1e-13, mode="log")().weights)
     ref_half = np.asarray(flowax_solver(grid1, h1, w, LAM / 2, 1e-13, mode="log")().weights)
     rows, tail = flowax_rows(grid1, h1, w, ref, ref_half, r)
@@ -169,7 +169,7 @@ def main():
     report(title, rows + tail, rows[0][2], rows[1][2])
 
     # ---------------- 2-D ----------------
-    grid2 = dynamics.Grid((jnp.asarray(t), jnp.asarray(t)))
+    grid2 = dynamics.transport.TensorGrid((jnp.asarray(t), jnp.asarray(t)))
     ref = np.asarray(flowax_solver(grid2, h2, w, LAM, 1e-13, mode="log")().weights)
     ref_half = np.asarray(flowax_solver(grid2, h2, w, LAM / 2, 1e-13, mode="log")().weights)
     rows, tail = flowax_rows(grid2, h2, w, ref, ref_half, r)
@@ -203,7 +203,7 @@ def main():
     print(f"{'m':>5s} {'N':>7s} {'separable ms':>13s} {'dense ms':>9s} {'dense/separable':>16s}")
     for m in (25, 50, 100, 200):
         tm = jnp.linspace(0, 1, m)
-        g = dynamics.Grid((tm, tm))
+        g = dynamics.transport.TensorGrid((tm, tm))
         hm = jax.image.resize(jnp.asarray(h2), (K, m, m), "linear")
         hm = hm / hm.sum((1, 2), keepdims=True)
         _, sep, _ = timed(flowax_solver(g, hm, w, LAM, 0.0, "kernel", 50), r)

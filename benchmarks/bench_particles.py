@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flowax import dynamics
-from flowax.dynamics import Particles
+from flowax.dynamics.measures import Particles
 
 
 def best_of(fn, repeats):
@@ -58,8 +58,8 @@ def one_size(m, d, n, repeats, with_numpy=True):
     y = np.tanh(z[:, 0]).astype(np.float32)
     x = rng.standard_normal((m, d + 1)).astype(np.float32) / np.sqrt(d)
     w = np.full(m, 1.0 / m, np.float32)
-    objective = dynamics.two_layer_risk(jnp.asarray(z), jnp.asarray(y), activation="relu")
-    step = jax.jit(dynamics.conic_particle_step(objective, lr=0.1, alpha=1.0, beta=1.0))
+    objective = dynamics.measures.two_layer_risk(jnp.asarray(z), jnp.asarray(y), activation="relu")
+    step = jax.jit(dynamics.measures.conic_particle_step(objective, lr=0.1, alpha=1.0, beta=1.0))
     p = Particles(jnp.asarray(w), jnp.asarray(x))
     start = time.perf_counter()
     out = jax.block_until_ready(step(p))

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flowax import dynamics
-from flowax.dynamics import Particles
+from flowax.dynamics.measures import Particles
 
 G, LAM = 40, 0.003
 
@@ -53,7 +53,7 @@ def main():
     start = time.perf_counter()
     fixed, particles = {}, {}
     for name, tau in taus.items():
-        res = dynamics.barycenter_fixed_support(
+        res = dynamics.transport.barycenter_fixed_support(
             jnp.asarray(grid),
             measures,
             w,
@@ -73,7 +73,7 @@ def main():
             )
             for k, h in zip(keys, hists, strict=True)
         ]
-        traj = dynamics.barycenter_particles(
+        traj = dynamics.transport.barycenter_particles(
             samples,
             w,
             lam=LAM,
@@ -98,7 +98,7 @@ def main():
     for lam in (0.4, 0.2, 0.1, 0.05):
         row = []
         for t in (1e-12, lam / 2, lam):
-            _, v = dynamics.gaussian_barycenter(
+            _, v = dynamics.transport.gaussian_barycenter(
                 jnp.zeros((2, 1)), jnp.ones(2), jnp.array([0.5, 0.5]), lam=lam, tau=t
             )
             row.append(abs(float(v) - 1.0))

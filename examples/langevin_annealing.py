@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flowax import dynamics
-from flowax.dynamics import Particles
+from flowax.dynamics.measures import Particles
 
 
 def well(x):
@@ -31,7 +31,7 @@ def main():
     args = parser.parse_args()
 
     m, t0 = 4000, 0.5
-    energy = dynamics.potential_energy(well)
+    energy = dynamics.measures.potential_energy(well)
     p0 = Particles(jnp.full(m, 1.0 / m), 0.3 * jax.random.normal(jax.random.key(0), (m, 1)) + 1)
     schedules = {
         "fixed T = 0.5": None,
@@ -39,7 +39,7 @@ def main():
         "fast annealing T0/(1+t)": lambda t: 1.0 / (1.0 + t),
     }
     runs = {
-        name: dynamics.mean_field_langevin(
+        name: dynamics.measures.mean_field_langevin(
             energy,
             p0,
             temperature=t0,
@@ -55,10 +55,10 @@ def main():
     z = jax.random.normal(jax.random.key(2), (256, 4))
     u = jnp.array([1.0, 0.0, 0.0, 0.0])
     y = -jax.nn.relu(z @ u)
-    risk = dynamics.bilevel_two_layer_risk(z, y, ridge=1e-3)
+    risk = dynamics.measures.bilevel_two_layer_risk(z, y, reg=1e-3)
     b0 = Particles(jnp.full(64, 1 / 64), jax.random.normal(jax.random.key(3), (64, 4)))
     signed = {
-        temp: dynamics.mean_field_langevin(
+        temp: dynamics.measures.mean_field_langevin(
             risk, b0, temperature=temp, lr=0.5, steps=2000, key=jax.random.key(4), save_every=10
         )
         for temp in (1e-5, 1e-3)

@@ -83,7 +83,7 @@ def build():
     ntk = kernels.empirical_ntk(model.apply, p0, x, trace_axes=(-1,)) / N
     ntk_tx = kernels.empirical_ntk(model.apply, p0, x_test, x, trace_axes=(-1,)) / N
     zeros, zeros_t = jnp.zeros_like(y), jnp.zeros_like(y_test)
-    lazy_train, lazy_test = kernels.kernel_flow(ntk, ntk_tx, y, zeros, zeros_t, jnp.array([T1]))
+    lazy_train, lazy_test = kernels.kernel_flow(ntk, y)(jnp.array([T1]), zeros, zeros_t, ntk_tx)
     kernel_model = {
         "train": float(0.5 * jnp.mean((lazy_train[0] - y) ** 2)),
         "test": float(0.5 * jnp.mean((lazy_test[0] - y_test) ** 2)),

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flowax import dynamics
-from flowax.dynamics import Particles
+from flowax.dynamics.measures import Particles
 
 D, N, WIDTHS, SEEDS, STEPS, LR = 6, 512, (2, 4, 16, 64, 256), 4, 8000, 0.05
 
@@ -34,7 +34,7 @@ def main():
     teacher_a = jnp.array([1.0, -1.0, 0.7])
     z = jax.random.normal(kz, (N, D))
     y = jax.nn.relu(z @ teacher_b.T) @ teacher_a
-    risk = dynamics.two_layer_risk(z, y, activation="relu")
+    risk = dynamics.measures.two_layer_risk(z, y, activation="relu")
 
     results = {}
     start = time.perf_counter()
@@ -45,8 +45,8 @@ def main():
             a = jax.random.normal(ka, (m, 1))
             b = jax.random.normal(kb, (m, D)) / np.sqrt(D)
             p0 = Particles(jnp.full(m, 1.0 / m), jnp.concatenate([a, b], axis=1))
-            return dynamics.conic_particle_gd(
-                risk, p0, lr=LR, steps=STEPS, alpha=1.0, beta=1.0, save_every=40
+            return dynamics.measures.conic_particle_gd(
+                risk, p0, lr=LR, steps=STEPS, alpha=1.0, beta=1.0, n_save=STEPS // 40 + 1
             )
 
         results[m] = dynamics.sweep(run, jnp.arange(SEEDS), progress=False)

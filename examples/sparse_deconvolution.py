@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flowax import dynamics
-from flowax.dynamics import Particles
+from flowax.dynamics.measures import Particles
 
 K, SIGMA, REG, M, STEPS, LR = 10, 0.01, 2e-3, 30, 20000, 0.02
 SPIKES = np.array([0.113, 0.29, 0.52, 0.555, 0.81])
@@ -47,9 +47,9 @@ def main():
     parser.add_argument("--out", default="sparse_deconvolution.png")
     args = parser.parse_args()
 
-    y = dynamics.fourier_features(jnp.asarray(SPIKES), K).T @ jnp.asarray(AMPS)
+    y = dynamics.measures.fourier_features(jnp.asarray(SPIKES), K).T @ jnp.asarray(AMPS)
     y = y + SIGMA * jax.random.normal(jax.random.key(0), y.shape)
-    objective = dynamics.sparse_deconvolution(y, cutoff=K, reg=REG)
+    objective = dynamics.measures.sparse_deconvolution(y, cutoff=K, reg=REG)
     grid = (jnp.arange(M) + 0.5) / M
     p0 = Particles(jnp.full(M, AMPS.sum() / M), grid[:, None])
     alpha = 1.0 / (2 * np.pi * K) ** 2  # positions: the features vary on the scale 1/(2 pi K)
@@ -64,8 +64,8 @@ def main():
         "fixed grid (Fisher-Rao)": dict(alpha=0.0, beta=1.0),
     }
     trajs = {
-        name: dynamics.conic_particle_gd(
-            objective, p0, lr=LR, steps=STEPS, save_every=40, observables=obs, **rates
+        name: dynamics.measures.conic_particle_gd(
+            objective, p0, lr=LR, steps=STEPS, n_save=STEPS // 40 + 1, observables=obs, **rates
         )
         for name, rates in runs.items()
     }

@@ -38,6 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..models import _checks
 from . import _structured
 
 METHODS = ("auto", "jacobian", "ntvp", "structured")
@@ -126,7 +127,7 @@ def empirical_ntk(
     x2: jax.Array | None = None,
     *,
     method: str = "auto",
-    trace_axes: Sequence[int] = (),
+    trace_axes: Sequence[int] = (-1,),
     batch_size: int | None = None,
 ) -> jax.Array:
     """The empirical NTK ``J(x1) J(x2)^T`` of ``apply`` at ``params`` (module docstring).
@@ -137,15 +138,15 @@ def empirical_ntk(
       x1: ``[n1, *in]`` inputs; x2: ``[n2, *in]`` or ``None`` (then ``x2 = x1``, and the
         Jacobians of ``x1`` are computed once).
       method: ``"auto"``, ``"jacobian"``, ``"ntvp"`` or ``"structured"``.
-      trace_axes: output axes to average over (``-1``: the logits), as in neural-tangents.
+      trace_axes: output axes to average over; default ``(-1,)`` (the logits), as
+        neural-tangents' ``empirical_ntk_fn``; ``()`` keeps every output pair.
       batch_size: compute the kernel in blocks of ``batch_size`` x ``batch_size`` examples (each
         block compiled once), for kernels whose Jacobians do not fit in memory at once.
 
     Returns:
       ``[n1, n2, (o, o) for each untraced output axis]``.
     """
-    if method not in METHODS:
-        raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
+    _checks.check_option("method", method, METHODS)
     x1 = jnp.asarray(x1)
     if x1.ndim < 1 or x1.shape[0] == 0:
         raise ValueError(f"x1: expected a batch [n1, ...] with n1 >= 1, got shape {x1.shape}")
@@ -156,15 +157,14 @@ def empirical_ntk(
                 f"x2: expected shape [n2, {', '.join(map(str, x1.shape[1:]))}] like x1, "
                 f"got {x2.shape}"
             )
-    if batch_size is not None and (
-        isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
-    ):
-        raise ValueError(f"batch_size: expected a positive int or None, got {batch_size!r}")
+    if batch_size is not None:
+        batch_size = _checks.check_positive_int("batch_size", batch_size)
+    _checks.check_callable("apply", apply)
     try:
         out = jax.eval_shape(apply, params, x1[:1])
-    except Exception as err:  # the model rejects these params or inputs: say so before tracing
+    except (TypeError, ValueError) as err:  # shapes or types the model rejects, before tracing
         raise ValueError(
-            f"params: apply(params, x1[:1]) failed for the given params and x1 of shape "
+            f"apply: apply(params, x1[:1]) failed for the given params and x1 of shape "
             f"{x1.shape}: {type(err).__name__}: {err}"
         ) from err
     if not hasattr(out, "shape") or len(out.shape) < 1 or out.shape[0] != 1:
@@ -197,21 +197,24 @@ def _choose(apply, params, x1, x2, out_shape) -> str:
 
 
 def _blocked(fn, apply, params, x1, x2, out_shape, trace, bs):
-    """Blocks of ``bs`` rows and columns (the last ones padded, then cut)."""
+    """Blocks of ``bs`` rows and columns (the last ones padded by repeating the first example,
+    then cut): ``lax.map`` over row blocks of a ``lax.map`` over column blocks, with ``params``
+    an argument of the compiled block (never a constant baked into it)."""
 
     def pad(x):
         n = x.shape[0]
         m = -(-n // bs) * bs
-        return jnp.concatenate([x, jnp.broadcast_to(x[:1], (m - n, *x.shape[1:]))]), n
+        x = jnp.concatenate([x, jnp.broadcast_to(x[:1], (m - n, *x.shape[1:]))])
+        return x.reshape(m // bs, bs, *x.shape[1:]), n
 
-    (p1, n1) = pad(x1)
-    (p2, n2) = pad(x1 if x2 is None else x2)
-    block = jax.jit(lambda a, b: fn(apply, params, a, b, out_shape, trace))
-    rows = []
-    for i in range(0, p1.shape[0], bs):
-        rows.append(
-            jnp.concatenate(
-                [block(p1[i : i + bs], p2[j : j + bs]) for j in range(0, p2.shape[0], bs)], axis=1
-            )
-        )
-    return jnp.concatenate(rows, axis=0)[:n1, :n2]
+    p1, n1 = pad(x1)
+    p2, n2 = pad(x1 if x2 is None else x2)
+
+    def row(p, a):
+        blocks = jax.lax.map(lambda b: fn(apply, p, a, b, out_shape, trace), p2)  # [c, bs, bs, ..]
+        blocks = jnp.moveaxis(blocks, 0, 1)  # [bs, c, bs, ...]
+        return blocks.reshape(bs, -1, *blocks.shape[3:])
+
+    rows = jax.lax.map(lambda a: row(params, a), p1)  # [r, bs, n2p, ...]
+    kernel = rows.reshape(-1, *rows.shape[2:])
+    return kernel[:n1, :n2]

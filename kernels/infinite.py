@@ -36,8 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..dynamics import _checks
-from ..models import get_activation
+from ..models import _checks, get_activation
 
 NORMALIZATIONS = (None, "layernorm")
 CLOSED_FORMS = ("relu", "erf", "identity")
@@ -148,13 +147,11 @@ def mlp_kernel(
     Returns:
       ``kernel_fn(x1 [n1, d], x2 [n2, d] or None) -> Kernel`` with ``[n1, n2]`` NNGP and NTK.
     """
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
-        raise ValueError(f"depth: expected an int >= 1 (hidden layers), got {depth!r}")
-    if normalization not in NORMALIZATIONS:
-        raise ValueError(f"normalization: expected one of {NORMALIZATIONS}, got {normalization!r}")
+    depth = _checks.check_positive_int("depth", depth)
+    _checks.check_option("normalization", normalization, NORMALIZATIONS)
     _checks.check_positive("weight_std", weight_std)
     _checks.check_positive("bias_std", bias_std, allow_zero=True)
-    _checks.check_positive_int("quadrature_degree", quadrature_degree)
+    quadrature_degree = _checks.check_positive_int("quadrature_degree", quadrature_degree)
     if isinstance(activation, str) and activation in CLOSED_FORMS:
         moments = {"relu": _relu, "erf": _erf, "identity": _identity}[activation]
     else:

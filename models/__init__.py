@@ -3,6 +3,7 @@
 from ._model import ACTIVATIONS, PARAMETRIZATIONS, Model, get_activation
 from .flax_adapter import from_flax
 from .linear import deep_linear, end_to_end
+from .mean_field import particles_to_two_layer, two_layer_to_particles
 from .mlp import mlp, two_layer
 from .teachers import Dataset, linear_teacher, multi_index_teacher
 
@@ -18,5 +19,7 @@ __all__ = [
     "linear_teacher",
     "mlp",
     "multi_index_teacher",
+    "particles_to_two_layer",
     "two_layer",
+    "two_layer_to_particles",
 ]

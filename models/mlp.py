@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 import jax
 import jax.numpy as jnp
 
+from . import _checks
 from ._model import PARAMETRIZATIONS, Model, check_batch, check_params_shapes, get_activation
 
 
@@ -90,18 +91,17 @@ def mlp(
       >>> model.apply(params, jnp.ones((8, 3))).shape
       (8, 1)
     """
-    widths = tuple(widths)
-    if len(widths) < 2 or any((not isinstance(w, int)) or w < 1 for w in widths):
+    try:
+        widths = tuple(_checks.check_positive_int("widths", w) for w in widths)
+    except (TypeError, ValueError):
+        raise ValueError(f"widths: expected at least two positive ints, got {widths!r}") from None
+    if len(widths) < 2:
         raise ValueError(f"widths: expected at least two positive ints, got {widths!r}")
-    if parametrization not in PARAMETRIZATIONS:
-        raise ValueError(
-            f"parametrization: unknown {parametrization!r}; expected one of {PARAMETRIZATIONS}"
-        )
+    _checks.check_option("parametrization", parametrization, PARAMETRIZATIONS)
     phi = get_activation(activation)
-    if not (weight_std > 0 and math.isfinite(weight_std)):
-        raise ValueError(f"weight_std: expected a finite value > 0, got {weight_std!r}")
-    if not (bias_std >= 0 and math.isfinite(bias_std)):
-        raise ValueError(f"bias_std: expected a finite value >= 0, got {bias_std!r}")
+    _checks.check_positive("weight_std", weight_std)
+    _checks.check_positive("bias_std", bias_std, allow_zero=True)
+    weight_std, bias_std = float(weight_std), float(bias_std)
     if use_bias is None:
         use_bias = bias_std > 0
     consts = _layer_constants(widths, parametrization, weight_std, bias_std)

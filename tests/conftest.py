@@ -1,14 +1,17 @@
 """Shared test setup: float64, strict rank promotion, a key fixture, tolerances."""
 
+import os
+import sys
+
 import jax
-import numpy as np
 import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))  # `import _helpers` from any test module
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
-# One tolerance table per dtype (relative); call sites tighten it where the math allows.
-RTOL = {np.dtype("float32"): 1e-5, np.dtype("float64"): 1e-10}
+# The per-dtype tolerance table and tree comparison live in tests/_helpers.py.
 
 
 @pytest.fixture

@@ -128,7 +128,9 @@ def test_gradient_flow_differentiable():
 def test_nonfinite_is_reported_as_data():
     # Gradient descent on L = theta^2 / 2 with lr = 3: theta_k = (-2)^k, so the loss theta^2 / 2
     # first overflows float64 at k = 512 (4^512 = 2^1024 > max float), i.e. at time 512 * lr.
-    traj = dynamics.gradient_descent(lambda p: 0.5 * p**2, jnp.ones(()), lr=3.0, steps=600)
+    traj = dynamics.gradient_descent(
+        lambda p: 0.5 * p**2, jnp.ones(()), lr=3.0, steps=600, save_steps=np.arange(601)
+    )
     assert int(traj.stats.status) == 2
     assert float(traj.stats.nonfinite_t) == pytest.approx(512 * 3.0)
     assert np.all(np.isfinite(np.asarray(traj.values["loss"])[:512]))
@@ -154,21 +156,38 @@ def test_bad_input():
     y0 = jnp.ones(2)
     with pytest.raises(ValueError, match="t1: expected t1 > t0"):
         dynamics.integrate(f, y0, t1=0.0)
-    with pytest.raises(ValueError, match="solver"):
+    with pytest.raises(ValueError, match="^solver: unknown solver"):
         dynamics.integrate(f, y0, t1=1.0, solver="rk45")
     with pytest.raises(ValueError, match="solver: Euler has no error estimate"):
         dynamics.integrate(f, y0, t1=1.0, solver="euler")
-    with pytest.raises(ValueError, match="dt0"):
+    with pytest.raises(ValueError, match="^dt0: a fixed-step run"):
         dynamics.integrate(f, y0, t1=1.0, adaptive=False)
     with pytest.raises(ValueError, match="ts: expected save times within"):
         dynamics.integrate(f, y0, t1=1.0, ts=jnp.array([0.0, 2.0]))
-    with pytest.raises(ValueError, match="field"):
+    with pytest.raises(ValueError, match="^field: expected an output leaf of shape"):
         dynamics.integrate(lambda t, y, a: y[:1], y0, t1=1.0)
-    with pytest.raises(ValueError, match="rtol"):
+    with pytest.raises(ValueError, match="^rtol: expected"):
         dynamics.integrate(f, y0, t1=1.0, rtol=-1.0)
     with pytest.raises(ValueError, match="params.*non-finite"):
         dynamics.gradient_flow(lambda p: jnp.sum(p**2), jnp.array([1.0, jnp.nan]), t1=1.0)
     with pytest.raises(ValueError, match="loss: expected a function returning a real scalar"):
         dynamics.gradient_flow(lambda p: p**2, jnp.ones(2), t1=1.0)
-    with pytest.raises(ValueError, match="observables"):
+    with pytest.raises(ValueError, match="^observables: expected a dict"):
         dynamics.integrate(f, y0, t1=1.0, observables=[lambda t, y: y])
+    with pytest.raises(ValueError, match="^spacing: expected one of"):
+        dynamics.integrate(f, y0, t1=1.0, spacing="geometric")
+    with pytest.raises(ValueError, match="^key: expected a PRNG key"):
+        dynamics.integrate(f, y0, t1=1.0, dt0=0.1, diffusion=lambda t, y, a: y, key=0)
+
+
+def test_log_spacing_saves_t0_then_five_decades():
+    traj = dynamics.integrate(
+        lambda t, y, a: -y,
+        jnp.ones(()),
+        t1=2.0,
+        n_save=7,
+        spacing="log",
+        observables={"y": lambda t, y: y},
+    )
+    np.testing.assert_allclose(traj.ts, [0.0] + list(2.0 * np.logspace(-5, 0, 6)), rtol=1e-12)
+    np.testing.assert_allclose(traj.values["y"], np.exp(-np.asarray(traj.ts)), rtol=1e-6)

@@ -1,5 +1,6 @@
 """Empirical NTK: every method against the explicit jax.jacobian formula, on three models."""
 
+import chex
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -86,8 +87,26 @@ def test_two_outputs_trace_middle_axis_and_blocks():
     assert ref.shape == (5, 5, 3, 3)
     k = kernels.empirical_ntk(apply, params, x, trace_axes=(1,), method="ntvp")
     np.testing.assert_allclose(k, ref, atol=1e-10 * float(jnp.max(jnp.abs(ref))))
-    kb = kernels.empirical_ntk(apply, params, x, x[:4], method="jacobian", batch_size=2)
+    kb = kernels.empirical_ntk(
+        apply, params, x, x[:4], method="jacobian", trace_axes=(), batch_size=2
+    )
     np.testing.assert_allclose(kb, explicit_ntk(apply, params, x, x[:4], ()), atol=1e-12)
+
+
+def test_default_trace_axes_and_blocks_under_jit_compile_once():
+    # neural-tangents' default: the last output axis is traced (averaged)
+    apply, params, x = MODELS["two_outputs"]
+    k = kernels.empirical_ntk(apply, params, x)
+    np.testing.assert_allclose(k, explicit_ntk(apply, params, x, x, (-1,)), rtol=1e-10)
+    # blocks with params as an argument: one compiled program for new parameters
+    fn = jax.jit(
+        chex.assert_max_traces(
+            lambda p: kernels.empirical_ntk(apply, p, x, method="jacobian", batch_size=2), n=1
+        )
+    )
+    np.testing.assert_allclose(fn(params), k, rtol=1e-10)
+    doubled = jax.tree_util.tree_map(lambda w: 2.0 * w, params)
+    np.testing.assert_allclose(fn(doubled), kernels.empirical_ntk(apply, doubled, x), rtol=1e-10)
 
 
 def test_structured_finds_the_dense_matrices():
@@ -118,5 +137,5 @@ def test_bad_input(kwargs, match):
 
 def test_params_rejected_by_apply():
     apply, params, x = MODELS["mlp"]
-    with pytest.raises(ValueError, match="params"):
+    with pytest.raises(ValueError, match=r"^apply: apply\(params, x1\[:1\]\) failed"):
         kernels.empirical_ntk(apply, params[:2], x)  # a tuple of 2 layers, not 3

@@ -31,14 +31,14 @@ def test_kernel_flow_is_the_flow_of_the_linearized_model():
     np.testing.assert_allclose(lin(p0, X), model.apply(p0, X), rtol=1e-14)
     ntk = kernels.empirical_ntk(model.apply, p0, X, trace_axes=(-1,)) / N  # mean loss
     ntk_tx = kernels.empirical_ntk(model.apply, p0, XT, X, trace_axes=(-1,)) / N
-    f_train, f_test = kernels.kernel_flow(
-        ntk, ntk_tx, Y, model.apply(p0, X), model.apply(p0, XT), TS
-    )
+    predict = kernels.kernel_flow(ntk, Y)
+    f_train, f_test = predict(TS, model.apply(p0, X), model.apply(p0, XT), ntk_tx)
     g_train, g_test = _train(lin, p0)
     np.testing.assert_allclose(f_train, g_train, atol=1e-8)
     np.testing.assert_allclose(f_test, g_test, atol=1e-8)
     # t -> infinity interpolates the training set (Theta is full rank here)
-    f_inf, _ = kernels.kernel_flow(ntk, None, Y, model.apply(p0, X), None, jnp.array([1e6]))
+    f_inf, none = predict(jnp.array([1e6]), model.apply(p0, X))
+    assert none is None
     np.testing.assert_allclose(f_inf[0], Y, atol=1e-8)
 
 
@@ -58,7 +58,7 @@ def test_network_approaches_its_linearization_as_width_grows():
             p0 = model.init(jax.random.key(10 + seed))
             f, _ = _train(model.apply, p0)
             ntk = kernels.empirical_ntk(model.apply, p0, X, trace_axes=(-1,)) / N
-            f_lin, _ = kernels.kernel_flow(ntk, None, Y, model.apply(p0, X), None, TS)
+            f_lin, _ = kernels.kernel_flow(ntk, Y)(TS, model.apply(p0, X))
             sq.append(float(jnp.mean((f - f_lin) ** 2)))
         gaps.append(np.sqrt(np.mean(sq)))
     slope = np.polyfit(np.log(widths), np.log(gaps), 1)[0]
@@ -87,5 +87,10 @@ def test_monitors():
         kernels.effective_rank(proj, kind="stable")
     with pytest.raises(ValueError, match="y: expected shape"):
         kernels.kernel_alignment(proj, jnp.ones(5))
-    with pytest.raises(ValueError, match="f0_train"):
-        kernels.kernel_flow(proj, None, jnp.ones(6), jnp.ones(5), None, TS)
+    with pytest.raises(ValueError, match="^f0_train: expected shape"):
+        kernels.kernel_flow(proj, jnp.ones(6))(TS, jnp.ones(5))
+    # a kernel that is not PSD is refused (regression: its eigenvalues were clamped silently)
+    with pytest.raises(ValueError, match="^ntk_train: expected a positive semi-definite"):
+        kernels.kernel_flow(-proj, jnp.ones(6))
+    with pytest.raises(ValueError, match="^ntk_train: expected a symmetric"):
+        kernels.kernel_flow(proj + jnp.triu(jnp.ones((6, 6)), 1), jnp.ones(6))

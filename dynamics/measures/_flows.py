@@ -25,11 +25,13 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from . import _checks
-from .descent import iterate
-from .integrate import integrate
-from .particles import Particles, check_objective, check_particles, first_variation
-from .trajectory import Trajectory
+from ...models import _checks
+from ...models._particles import Particles, check_particles
+from .. import _save
+from .._integrate import VectorField, integrate
+from .._iterate import Stepper, iterate
+from .._trajectory import Trajectory
+from ._variation import Objective, check_objective, first_variation
 
 RETRACTIONS = ("mirror", "euclidean")
 
@@ -40,21 +42,27 @@ def _rates(alpha, beta):
 
 
 def wfr_field(
-    objective: Callable[[Particles], jax.Array],
+    objective: Objective,
     *,
     alpha: float | jax.Array = 1.0,
     beta: float | jax.Array = 1.0,
     normalize: bool = False,
-) -> Callable:
-    """The WFR vector field ``field(t, particles, args) -> d particles / dt`` (see module doc).
+) -> VectorField:
+    """The WFR vector field ``field(t, particles, args) -> d particles / dt`` (module docstring).
 
     With ``normalize=True`` the mass equation is projected onto probability measures:
     ``dw_i/dt = -beta w_i (V(x_i) - sum_j w_j V(x_j) / sum_j w_j)``, which conserves the mass.
+    ``args`` (when not None) is handed to the objective as its second argument.
+
+    Raises:
+      ValueError: negative or non-finite rates, a non-callable objective.
     """
+    _checks.check_callable("objective", objective)
+    _rates(alpha, beta)
 
     def field(t, particles, args):
-        del t, args
-        v, grad_v = first_variation(objective, particles)
+        del t
+        v, grad_v = first_variation(objective, particles, args)
         w = particles.weights
         if normalize:
             v = v - jnp.sum(w * v) / jnp.sum(w)
@@ -63,21 +71,25 @@ def wfr_field(
     return field
 
 
-def _default_observables(objective, observables):
-    if observables is None:
-        return {"objective": lambda t, p: objective(p), "mass": lambda t, p: p.mass}
-    return observables
+def default_observables(objective, observables, args=None):
+    """``{"objective": F, "mass": mu(X)}`` unless the caller gave its own."""
+    if observables is not None:
+        return observables
+    return {
+        "objective": lambda t, p: objective(p) if args is None else objective(p, args),
+        "mass": lambda t, p: p.mass,
+    }
 
 
 def wfr_flow(
-    objective: Callable[[Particles], jax.Array],
+    objective: Objective,
     particles: Particles,
     *,
     t1: float | jax.Array,
     alpha: float | jax.Array = 1.0,
     beta: float | jax.Array = 1.0,
     normalize: bool = False,
-    ts: jax.Array | None = None,
+    args: Any = None,
     observables: dict[str, Callable] | None = None,
     **integrator_options: Any,
 ) -> Trajectory:
@@ -87,13 +99,15 @@ def wfr_flow(
     ``r^2 = w`` convention). Integrated by `integrate` (adaptive Tsit5 by default).
 
     Args:
-      objective: ``F(particles) -> scalar``; its first variation comes from autodiff.
+      objective: ``F(particles) -> scalar`` (or ``F(particles, args)``); its first variation
+        comes from autodiff.
       particles: initial `Particles` (``weights [m] >= 0``, ``positions [m, ...]``).
       t1: final time.
       alpha, beta: transport and reaction rates (>= 0).
       normalize: project onto probability measures (mass conserved).
-      ts, observables, **integrator_options: as in `integrate`; default observables are the
-        objective and the total mass.
+      args: data handed to the objective.
+      observables: ``{name: fn(t, particles)}``; default the objective and the total mass.
+      **integrator_options: any keyword of `integrate` (``ts``, ``n_save``, ``solver``, ...).
 
     Returns:
       `Trajectory` with ``final`` a `Particles`.
@@ -103,39 +117,43 @@ def wfr_flow(
         axis differs from the weights), an objective that does not return a scalar, negative
         rates.
     """
-    check_particles(particles)
-    check_objective(objective, particles)
-    _rates(alpha, beta)
+    check_objective(objective, particles, args)
     field = wfr_field(objective, alpha=alpha, beta=beta, normalize=normalize)
     return integrate(
         field,
         particles,
         t1=t1,
-        ts=ts,
-        observables=_default_observables(objective, observables),
+        args=args,
+        observables=default_observables(objective, observables, args),
         **integrator_options,
     )
 
 
-def wasserstein_flow(objective, particles, *, t1, alpha=1.0, **kwargs) -> Trajectory:
-    """Wasserstein gradient flow ``dx_i/dt = -alpha grad V(x_i)``, masses fixed (beta = 0)."""
-    return wfr_flow(objective, particles, t1=t1, alpha=alpha, beta=0.0, **kwargs)
+def wasserstein_flow(
+    objective: Objective, particles: Particles, *, t1: float | jax.Array, alpha=1.0, **options
+) -> Trajectory:
+    """Wasserstein gradient flow ``dx_i/dt = -alpha grad V(x_i)``, masses fixed (`wfr_flow` with
+    ``beta = 0``; the same keywords)."""
+    return wfr_flow(objective, particles, t1=t1, alpha=alpha, beta=0.0, **options)
 
 
-def fisher_rao_flow(objective, particles, *, t1, beta=1.0, **kwargs) -> Trajectory:
-    """Fisher-Rao gradient flow ``dw_i/dt = -beta w_i V(x_i)``, positions fixed (alpha 0)."""
-    return wfr_flow(objective, particles, t1=t1, alpha=0.0, beta=beta, **kwargs)
+def fisher_rao_flow(
+    objective: Objective, particles: Particles, *, t1: float | jax.Array, beta=1.0, **options
+) -> Trajectory:
+    """Fisher-Rao gradient flow ``dw_i/dt = -beta w_i V(x_i)``, positions fixed (`wfr_flow` with
+    ``alpha = 0``; the same keywords)."""
+    return wfr_flow(objective, particles, t1=t1, alpha=0.0, beta=beta, **options)
 
 
 def conic_particle_step(
-    objective: Callable[[Particles], jax.Array],
+    objective: Objective,
     *,
     lr: float | jax.Array,
     alpha: float | jax.Array = 1.0,
     beta: float | jax.Array = 1.0,
     retraction: str = "mirror",
-) -> Callable[[Particles], Particles]:
-    """One step of conic particle gradient descent (Chizat 2022), usable in a user's own loop.
+) -> Stepper:
+    """One step of conic particle gradient descent (Chizat 2022), as a `Stepper`.
 
     ``x_i <- x_i - lr alpha grad V(x_i)`` and, for the masses,
 
@@ -144,14 +162,25 @@ def conic_particle_step(
       ``r_i <- r_i (1 - lr (beta/2) V(x_i))``, i.e. ``w_i <- w_i (1 - lr beta V / 2)^2``.
 
     Both are first-order consistent with `wfr_flow` (``dt = lr``).
+
+    Args:
+      objective: ``F(particles)`` or ``F(particles, batch)`` (then ``step(state, batch)``).
+      lr: step size ``> 0``; alpha, beta: rates ``>= 0``; retraction: see above.
+
+    Returns:
+      ``Stepper(init(particles) -> particles, step(particles, args=None) -> particles)``.
     """
-    if retraction not in RETRACTIONS:
-        raise ValueError(f"retraction: expected one of {RETRACTIONS}, got {retraction!r}")
+    _checks.check_option("retraction", retraction, RETRACTIONS)
+    _checks.check_callable("objective", objective)
     _checks.check_positive("lr", lr)
     _rates(alpha, beta)
 
-    def step(particles):
-        v, grad_v = first_variation(objective, particles)
+    def init(particles, *, key=None):
+        del key
+        return particles
+
+    def step(particles, args=None):
+        v, grad_v = first_variation(objective, particles, args)
         w = particles.weights
         if retraction == "mirror":
             w = w * jnp.exp(-lr * beta * v)
@@ -159,11 +188,11 @@ def conic_particle_step(
             w = w * (1.0 - 0.5 * lr * beta * v) ** 2
         return Particles(w, particles.positions - lr * alpha * grad_v)
 
-    return step
+    return Stepper(init, step)
 
 
 def conic_particle_gd(
-    objective: Callable[[Particles], jax.Array],
+    objective: Objective,
     particles: Particles,
     *,
     lr: float | jax.Array,
@@ -171,24 +200,38 @@ def conic_particle_gd(
     alpha: float | jax.Array = 1.0,
     beta: float | jax.Array = 1.0,
     retraction: str = "mirror",
-    save_every: int = 1,
+    n_save: int = _save.DEFAULT_N_SAVE,
+    spacing: str = "linear",
+    save_steps: Any = None,
+    args: Any = None,
+    batches: Any = None,
     observables: dict[str, Callable] | None = None,
 ) -> Trajectory:
-    """Conic particle gradient descent (Chizat 2022) run by the shared scan loop `iterate`.
+    """Conic particle gradient descent (Chizat 2022): `conic_particle_step` run by `iterate`.
 
-    See `conic_particle_step` for the update. Save times are flow times ``t = k lr``.
+    Save times are flow times ``t = k lr``; ``n_save``, ``spacing``, ``save_steps``, ``args``
+    and ``batches`` as in `iterate`. Default observables: the objective and the mass (none
+    with ``batches``).
 
     Returns:
       `Trajectory` with ``final`` a `Particles`.
     """
-    check_particles(particles)
-    check_objective(objective, particles)
+    if batches is None:
+        check_objective(objective, particles, args)
+    else:
+        check_particles(particles)
     step = conic_particle_step(objective, lr=lr, alpha=alpha, beta=beta, retraction=retraction)
+    if batches is not None and observables is None:
+        observables = {"mass": lambda t, p: p.mass}
     return iterate(
         step,
         particles,
         steps=steps,
-        save_every=save_every,
-        observables=_default_observables(objective, observables),
+        n_save=n_save,
+        spacing=spacing,
+        save_steps=save_steps,
+        args=args,
+        batches=batches,
+        observables=default_observables(objective, observables, args),
         dt=lr,
     )

@@ -25,7 +25,7 @@ def problem():
 def test_gd_equals_euler_gradient_flow(problem):
     loss, params, _, _ = problem
     lr, steps = 0.05, 40
-    gd = dynamics.gradient_descent(loss, params, lr=lr, steps=steps, save_every=4)
+    gd = dynamics.gradient_descent(loss, params, lr=lr, steps=steps, n_save=11)
     ts = np.arange(0, steps + 1, 4) * lr
     flow = dynamics.gradient_flow(
         loss, params, t1=steps * lr, ts=ts, solver="euler", adaptive=False, dt0=lr
@@ -77,8 +77,10 @@ def test_bad_input(problem):
         dynamics.gradient_descent(loss, params, steps=10)
     with pytest.raises(ValueError, match="steps"):
         dynamics.gradient_descent(loss, params, lr=0.1, steps=0)
-    with pytest.raises(ValueError, match="save_every"):
-        dynamics.gradient_descent(loss, params, lr=0.1, steps=10, save_every=3)
+    with pytest.raises(ValueError, match="n_save"):
+        dynamics.gradient_descent(loss, params, lr=0.1, steps=10, n_save=0)
+    with pytest.raises(ValueError, match="save_steps"):
+        dynamics.gradient_descent(loss, params, lr=0.1, steps=10, save_steps=[0, 11])
     with pytest.raises(ValueError, match="optimizer"):
         dynamics.gradient_descent(loss, params, optimizer="adam", steps=10)
     # params and data of mismatched shapes: the model names the argument, before compilation

@@ -1,8 +1,9 @@
-"""Measures as particles, and the first variation of an objective by autodiff."""
+"""Measures as particles: ``Particles(weights, positions)`` (public home:
+`flowax.dynamics.measures.Particles`; defined here, at the bottom of the import graph, so that
+`flowax.models` can convert network parameters to measures)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
@@ -34,7 +35,7 @@ def check_particles(particles: Particles, name: str = "particles") -> None:
     """Raises ValueError for a malformed measure (checks values only when they are concrete)."""
     if not isinstance(particles, Particles):
         got = type(particles).__name__
-        raise ValueError(f"{name}: expected flowax.dynamics.Particles, got {got}")
+        raise ValueError(f"{name}: expected flowax.dynamics.measures.Particles, got {got}")
     w_shape, x_shape = np.shape(particles.weights), np.shape(particles.positions)
     if len(w_shape) != 1 or w_shape[0] < 1:
         raise ValueError(f"{name}.weights: expected shape [m] with m >= 1, got {w_shape}")
@@ -45,35 +46,11 @@ def check_particles(particles: Particles, name: str = "particles") -> None:
         )
     w = _checks.concrete(particles.weights)
     if w is not None:
+        if not np.issubdtype(w.dtype, np.floating):
+            raise ValueError(f"{name}.weights: expected a float array, got dtype {w.dtype}")
         if not np.isfinite(w).all():
             bad = w[~np.isfinite(w)][:5]
             raise ValueError(f"{name}.weights: expected finite values, got {bad}")
         if (w < 0).any():
             raise ValueError(f"{name}.weights: expected nonnegative values, got min {w.min()}")
     _checks.check_finite_tree(f"{name}.positions", particles.positions)
-
-
-def check_objective(objective: Callable, particles: Particles) -> None:
-    """Raises ValueError unless ``objective(particles)`` is a real scalar."""
-    _checks.check_callable("objective", objective)
-    _checks.check_scalar_fn("objective", objective, particles)
-
-
-def first_variation(
-    objective: Callable[[Particles], jax.Array], particles: Particles
-) -> tuple[jax.Array, jax.Array]:
-    """The first variation ``V = F'(mu)`` of ``F`` at the particles, and its gradient, by autodiff.
-
-    For ``F(mu)`` written as a function of ``Particles``: ``dF/dw_i = V(x_i)`` and
-    ``dF/dx_i = w_i grad V(x_i)``, so one reverse pass gives both. Where ``w_i = 0`` the gradient
-    is reported as 0 (a massless particle's ``grad V`` is not recoverable from ``dF/dx_i``).
-
-    Returns:
-      ``(V [m], grad_V [m, ...])``.
-    """
-    grads = jax.grad(objective)(particles)
-    w = particles.weights
-    safe = jnp.where(w > 0, w, 1.0)
-    shape = (-1,) + (1,) * (particles.positions.ndim - 1)
-    grad_v = jnp.where(jnp.reshape(w > 0, shape), grads.positions / jnp.reshape(safe, shape), 0.0)
-    return grads.weights, grad_v

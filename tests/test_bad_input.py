@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import pytest
 from flowax import dynamics, models
 
-_GRID = dynamics.Grid((jnp.linspace(0, 1, 3), jnp.linspace(0, 1, 4)))
+_GRID = dynamics.transport.TensorGrid((jnp.linspace(0, 1, 3), jnp.linspace(0, 1, 4)))
 
 
 @pytest.mark.parametrize(
@@ -14,50 +14,58 @@ _GRID = dynamics.Grid((jnp.linspace(0, 1, 3), jnp.linspace(0, 1, 4)))
         (lambda: dynamics.product_grid(scale=[]), "scale: expected a non-empty 1-D axis"),
         (lambda: dynamics.product_grid(), "axes"),
         (
-            lambda: dynamics.two_layer_risk(jnp.ones((5, 2)), jnp.ones(4)),
+            lambda: dynamics.measures.two_layer_risk(jnp.ones((5, 2)), jnp.ones(4)),
             r"y: expected shape \[5\]",
         ),
-        (lambda: dynamics.two_layer_risk(jnp.ones((5, 2)), jnp.ones(5), l2=-1.0), "l2"),
-        (lambda: dynamics.two_layer_risk(jnp.ones(5), jnp.ones(5)), r"x: expected inputs"),
         (
-            lambda: dynamics.bilevel_two_layer_risk(jnp.ones((5, 2)), jnp.ones(5), ridge=0.0),
-            "ridge",
+            lambda: dynamics.measures.two_layer_risk(jnp.ones((5, 2)), jnp.ones(5), reg=-1.0),
+            "^reg: expected",
         ),
-        (lambda: dynamics.bilevel_two_layer_risk(jnp.ones((5, 2)), jnp.ones(3)), "y: expected"),
+        (lambda: dynamics.measures.two_layer_risk(jnp.ones(5), jnp.ones(5)), r"x: expected inputs"),
         (
-            lambda: dynamics.sparse_deconvolution(jnp.ones(7), cutoff=2, reg=0.1),
+            lambda: dynamics.measures.bilevel_two_layer_risk(
+                jnp.ones((5, 2)), jnp.ones(5), reg=0.0
+            ),
+            "^reg: expected",
+        ),
+        (
+            lambda: dynamics.measures.bilevel_two_layer_risk(jnp.ones((5, 2)), jnp.ones(3)),
+            "y: expected",
+        ),
+        (
+            lambda: dynamics.measures.sparse_deconvolution(jnp.ones(7), cutoff=2, reg=0.1),
             r"measurements: expected shape \[2 cutoff \+ 1\] = \[5\]",
         ),
-        (lambda: dynamics.sparse_deconvolution(jnp.ones(5), cutoff=2, reg=-0.1), "reg"),
-        (lambda: dynamics.fourier_features(jnp.ones(3), 0), "cutoff"),
-        (lambda: dynamics.gaussian_entropic_ot(0.0, 1.0, 0.0, 1.0, lam=0.0), "lam"),
+        (lambda: dynamics.measures.sparse_deconvolution(jnp.ones(5), cutoff=2, reg=-0.1), "reg"),
+        (lambda: dynamics.measures.fourier_features(jnp.ones(3), 0), "cutoff"),
+        (lambda: dynamics.transport.gaussian_entropic_ot(0.0, 1.0, 0.0, 1.0, lam=0.0), "lam"),
         (
-            lambda: dynamics.gaussian_entropic_ot(
+            lambda: dynamics.transport.gaussian_entropic_ot(
                 jnp.zeros(2), jnp.eye(2), jnp.zeros(3), jnp.eye(3), lam=0.1
             ),
             "mean_b",
         ),
         (
-            lambda: dynamics.gaussian_barycenter(
+            lambda: dynamics.transport.gaussian_barycenter(
                 jnp.zeros((2, 1)), jnp.ones(3), jnp.ones(2) / 2, lam=0.1, tau=0.1
             ),
             "variances",
         ),
         (
-            lambda: dynamics.gaussian_barycenter(
+            lambda: dynamics.transport.gaussian_barycenter(
                 jnp.zeros((2, 1)), jnp.ones(2), jnp.ones(2) / 2, lam=0.1, tau=0.0
             ),
             "tau",
         ),
-        (lambda: dynamics.log_annealing(-1.0), "temperature0"),
+        (lambda: dynamics.measures.log_annealing(-1.0), "temperature0"),
         (
-            lambda: dynamics.barycenter_fixed_support(
+            lambda: dynamics.transport.barycenter_fixed_support(
                 _GRID, jnp.ones((2, 3, 3)) / 9, jnp.ones(2) / 2, lam=0.1, tau=0.1, mode="fast"
             ),
             "mode: expected one of",
         ),
         (
-            lambda: dynamics.barycenter_fixed_support(
+            lambda: dynamics.transport.barycenter_fixed_support(
                 _GRID,
                 jnp.ones((2, 12)) / 12,
                 jnp.ones(2) / 2,
@@ -68,19 +76,19 @@ _GRID = dynamics.Grid((jnp.linspace(0, 1, 3), jnp.linspace(0, 1, 4)))
             r"overrelaxation: expected a scalar in \(0, 2\)",
         ),
         (
-            lambda: dynamics.barycenter_fixed_support(
+            lambda: dynamics.transport.barycenter_fixed_support(
                 _GRID, jnp.ones((2, 4, 3)) / 12, jnp.ones(2) / 2, lam=0.1, tau=0.1
             ),
             r"measures: expected .* \[K, 12\] or \[K, 3, 4\]",
         ),
         (
-            lambda: dynamics.barycenter_fixed_support(
+            lambda: dynamics.transport.barycenter_fixed_support(
                 _GRID, jnp.ones((2, 12)) / 10, jnp.ones(2) / 2, lam=0.1, tau=0.1
             ),
             "measures: expected nonnegative finite histograms each summing to 1",
         ),
         (
-            lambda: dynamics.barycenter_fixed_support(
+            lambda: dynamics.transport.barycenter_fixed_support(
                 _GRID,
                 jnp.ones((2, 12)) / 12,
                 jnp.ones(2) / 2,
@@ -91,8 +99,8 @@ _GRID = dynamics.Grid((jnp.linspace(0, 1, 3), jnp.linspace(0, 1, 4)))
             "reference",
         ),
         (
-            lambda: dynamics.barycenter_fixed_support(
-                dynamics.Grid((jnp.ones(3), jnp.ones((2, 2)))),
+            lambda: dynamics.transport.barycenter_fixed_support(
+                dynamics.transport.TensorGrid((jnp.ones(3), jnp.ones((2, 2)))),
                 jnp.ones((1, 6)) / 6,
                 jnp.ones(1),
                 lam=0.1,

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flowax import dynamics
-from flowax.dynamics import Particles
+from flowax.dynamics.measures import Particles
 
 
 def v_fn(x):
@@ -21,12 +21,12 @@ def particles(m=5, d=2, seed=0):
 
 def test_first_variation_of_potential_and_interaction():
     p = particles()
-    v, g = dynamics.first_variation(dynamics.potential_energy(v_fn), p)
+    v, g = dynamics.measures.first_variation(dynamics.measures.potential_energy(v_fn), p)
     np.testing.assert_allclose(v, jax.vmap(v_fn)(p.positions), rtol=1e-14)
     np.testing.assert_allclose(g, jax.vmap(jax.grad(v_fn))(p.positions), rtol=1e-13)
     # interaction: V(x) = sum_j w_j k(x, x_j)
     kern = lambda a, b: jnp.exp(-jnp.sum((a - b) ** 2))  # noqa: E731
-    v, _ = dynamics.first_variation(dynamics.interaction_energy(kern), p)
+    v, _ = dynamics.measures.first_variation(dynamics.measures.interaction_energy(kern), p)
     expected = [
         sum(p.weights[j] * kern(p.positions[i], p.positions[j]) for j in range(5)) for i in range(5)
     ]
@@ -37,8 +37,8 @@ def test_fisher_rao_closed_form():
     # F = int V dmu with fixed positions: w_i(t) = w_i(0) exp(-beta V(x_i) t)
     p, beta = particles(), 0.7
     ts = np.linspace(0, 2, 9)
-    traj = dynamics.fisher_rao_flow(
-        dynamics.potential_energy(v_fn),
+    traj = dynamics.measures.fisher_rao_flow(
+        dynamics.measures.potential_energy(v_fn),
         p,
         t1=2.0,
         beta=beta,
@@ -57,8 +57,8 @@ def test_fisher_rao_closed_form():
 def test_wasserstein_quadratic_closed_form_and_mass():
     # V = k |x|^2 / 2: x_i(t) = x_i(0) exp(-alpha k t); masses untouched (exactly)
     p, k, alpha = particles(), 1.5, 0.8
-    traj = dynamics.wasserstein_flow(
-        dynamics.potential_energy(lambda x: 0.5 * k * x @ x),
+    traj = dynamics.measures.wasserstein_flow(
+        dynamics.measures.potential_energy(lambda x: 0.5 * k * x @ x),
         p,
         t1=1.0,
         alpha=alpha,
@@ -73,13 +73,13 @@ def test_wasserstein_quadratic_closed_form_and_mass():
 def _risk():
     z = jax.random.normal(jax.random.key(3), (20, 2))
     y = jnp.tanh(z @ jnp.array([1.0, -0.5]))
-    return dynamics.two_layer_risk(z, y, activation="tanh", l2=1e-3)
+    return dynamics.measures.two_layer_risk(z, y, activation="tanh", reg=1e-3)
 
 
 def test_wfr_decreases_convex_objective_and_keeps_weights_positive():
     objective = _risk()
     p0 = Particles(jnp.full(8, 1.0 / 8), jax.random.normal(jax.random.key(4), (8, 3)))
-    traj = dynamics.wfr_flow(
+    traj = dynamics.measures.wfr_flow(
         objective,
         p0,
         t1=5.0,
@@ -98,7 +98,7 @@ def test_wfr_decreases_convex_objective_and_keeps_weights_positive():
 def test_normalized_flow_conserves_mass():
     objective = _risk()
     p0 = Particles(jnp.full(6, 1.0 / 6), jax.random.normal(jax.random.key(5), (6, 3)))
-    traj = dynamics.wfr_flow(objective, p0, t1=2.0, normalize=True)
+    traj = dynamics.measures.wfr_flow(objective, p0, t1=2.0, normalize=True)
     np.testing.assert_allclose(traj.values["mass"], 1.0, rtol=1e-10)
 
 
@@ -106,11 +106,13 @@ def test_conic_gd_converges_to_wfr_at_first_order():
     objective = _risk()
     p0 = Particles(jnp.full(6, 1.0 / 6), jax.random.normal(jax.random.key(6), (6, 3)))
     t1 = 1.0
-    ref = dynamics.wfr_flow(objective, p0, t1=t1, alpha=1.0, beta=2.0, rtol=1e-11, atol=1e-13).final
+    ref = dynamics.measures.wfr_flow(
+        objective, p0, t1=t1, alpha=1.0, beta=2.0, rtol=1e-11, atol=1e-13
+    ).final
     lrs = np.array([0.02, 0.01, 0.005])
     errs = []
     for lr in lrs:
-        out = dynamics.conic_particle_gd(
+        out = dynamics.measures.conic_particle_gd(
             objective, p0, lr=float(lr), steps=int(round(t1 / lr)), alpha=1.0, beta=2.0
         ).final
         errs.append(
@@ -122,45 +124,51 @@ def test_conic_gd_converges_to_wfr_at_first_order():
         )
     order = np.polyfit(np.log(lrs), np.log(errs), 1)[0]
     assert abs(order - 1.0) < 0.15, (order, errs)
-    eu = dynamics.conic_particle_gd(
+    eu = dynamics.measures.conic_particle_gd(
         objective, p0, lr=0.005, steps=200, alpha=1.0, beta=2.0, retraction="euclidean"
     ).final
     assert np.linalg.norm(np.asarray(eu.weights - ref.weights)) < 3 * errs[-1]
 
 
 def test_vmap_jit_no_retrace():
-    objective = dynamics.potential_energy(v_fn)
+    objective = dynamics.measures.potential_energy(v_fn)
 
     def run(scale):
         p = particles()
-        return dynamics.wfr_flow(
+        return dynamics.measures.wfr_flow(
             objective, Particles(p.weights, scale * p.positions), t1=1.0, n_save=3
         ).values["objective"]
 
     traced = jax.jit(chex.assert_max_traces(run, n=1))
     a = traced(1.0)
-    traced(2.0)
+    b = traced(2.0)  # no retrace for a new value
     batched = jax.vmap(run)(jnp.array([1.0, 2.0]))
     np.testing.assert_allclose(batched[0], a, rtol=1e-9)
+    np.testing.assert_allclose(batched[1], b, rtol=1e-9)
+    assert not np.allclose(a, b)
 
 
 def test_bad_input():
-    objective = dynamics.potential_energy(v_fn)
+    objective = dynamics.measures.potential_energy(v_fn)
     p = particles()
     with pytest.raises(ValueError, match="weights: expected nonnegative"):
-        dynamics.wfr_flow(objective, Particles(-p.weights, p.positions), t1=1.0)
+        dynamics.measures.wfr_flow(objective, Particles(-p.weights, p.positions), t1=1.0)
     with pytest.raises(ValueError, match=r"positions: expected shape \[5, ...\]"):
-        dynamics.wfr_flow(objective, Particles(p.weights, p.positions[:4]), t1=1.0)
+        dynamics.measures.wfr_flow(objective, Particles(p.weights, p.positions[:4]), t1=1.0)
     with pytest.raises(ValueError, match="weights: expected finite"):
-        dynamics.wfr_flow(objective, Particles(p.weights.at[0].set(jnp.inf), p.positions), t1=1.0)
+        dynamics.measures.wfr_flow(
+            objective, Particles(p.weights.at[0].set(jnp.inf), p.positions), t1=1.0
+        )
     with pytest.raises(ValueError, match="objective: expected a function returning a real scalar"):
-        dynamics.wfr_flow(lambda q: q.weights, p, t1=1.0)
-    with pytest.raises(ValueError, match="alpha"):
-        dynamics.wfr_flow(objective, p, t1=1.0, alpha=-1.0)
-    with pytest.raises(ValueError, match="retraction"):
-        dynamics.conic_particle_gd(objective, p, lr=0.1, steps=3, retraction="sphere")
-    with pytest.raises(ValueError, match="lr"):
-        dynamics.conic_particle_gd(objective, p, lr=0.0, steps=3)
+        dynamics.measures.wfr_flow(lambda q: q.weights, p, t1=1.0)
+    with pytest.raises(ValueError, match="^alpha: expected"):
+        dynamics.measures.wfr_flow(objective, p, t1=1.0, alpha=-1.0)
+    with pytest.raises(ValueError, match="^beta: expected"):
+        dynamics.measures.wfr_field(objective, beta=jnp.nan)
+    with pytest.raises(ValueError, match="^retraction: expected one of"):
+        dynamics.measures.conic_particle_gd(objective, p, lr=0.1, steps=3, retraction="sphere")
+    with pytest.raises(ValueError, match="^lr: expected"):
+        dynamics.measures.conic_particle_gd(objective, p, lr=0.0, steps=3)
 
 
 def test_two_layer_risk_chunked_equals_plain_formula():
@@ -177,7 +185,7 @@ def test_two_layer_risk_chunked_equals_plain_formula():
             q.weights * jnp.sum(q.positions**2, 1)
         )
 
-    chunked = dynamics.two_layer_risk(z, y, activation="relu", l2=0.01, chunk_size=8)
+    chunked = dynamics.measures.two_layer_risk(z, y, activation="relu", reg=0.01, chunk_size=8)
     np.testing.assert_allclose(chunked(p), plain(p), rtol=1e-13)
     for g1, g2 in zip(
         jax.tree_util.tree_leaves(jax.grad(chunked)(p)),
@@ -193,7 +201,7 @@ def test_conic_gd_under_vmap_and_sweep_over_scales():
 
     def run(scale):
         p = Particles(base.weights, scale * base.positions)
-        return dynamics.conic_particle_gd(objective, p, lr=0.05, steps=20, save_every=10)
+        return dynamics.measures.conic_particle_gd(objective, p, lr=0.05, steps=20, n_save=3)
 
     scales = jnp.array([0.5, 1.0, 2.0])
     swept = dynamics.sweep(run, scales, progress=False)

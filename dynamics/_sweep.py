@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -13,8 +12,9 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from . import _checks
-from .integrate import fused_lanes
+from ..models import _checks
+from ._lanes import fused_lanes
+from ._progress import Progress
 
 PyTree = Any
 
@@ -65,7 +65,9 @@ def _grid_size(grid) -> int:
 BATCHING = ("auto", "fused", "vmap", "map")
 
 
-@functools.lru_cache(maxsize=64)
+# Compiled programs are cached on (fn, devices, batching): calling sweep again with the same
+# function object compiles nothing; a closure rebuilt per call (a lambda in a loop) recompiles.
+@functools.lru_cache(maxsize=16)
 def _compiled(fn: Callable, devices: tuple, batching: str):
     mesh = Mesh(np.array(devices), ("grid",))
     sharding = NamedSharding(mesh, P("grid"))
@@ -87,35 +89,6 @@ def _compiled(fn: Callable, devices: tuple, batching: str):
     return jax.jit(body, in_shardings=(sharding,), out_shardings=sharding), sharding
 
 
-class _Progress:
-    """tqdm if it is installed, else a one-line counter on stderr."""
-
-    def __init__(self, total: int, enabled: bool, desc: str):
-        self.bar = None
-        self.enabled = enabled
-        self.total, self.done, self.desc = total, 0, desc
-        if enabled:
-            try:
-                from tqdm.auto import tqdm
-
-                self.bar = tqdm(total=total, desc=desc, unit="pt", file=sys.stderr)
-            except ImportError:
-                pass
-
-    def update(self, n: int):
-        self.done += n
-        if self.bar is not None:
-            self.bar.update(n)
-        elif self.enabled:
-            print(f"\r{self.desc}: {self.done}/{self.total}", end="", file=sys.stderr, flush=True)
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.close()
-        elif self.enabled:
-            print(file=sys.stderr)
-
-
 def sweep(
     fn: Callable[[PyTree], PyTree],
     grid: PyTree,
@@ -132,21 +105,26 @@ def sweep(
     and the padding is dropped), with the grid axis sharded over ``devices`` by a
     ``NamedSharding`` on a one-axis ``Mesh``. The answer does not depend on the number of devices.
 
-    How the lanes of a chunk are computed (``batching``; ``"auto"``, the default, is ``"map"`` when
-    the devices are CPUs and ``"fused"`` otherwise):
+    How the lanes of a chunk are computed (``batching``). Every mode gives each lane the answer of
+    its own solve (to the solver tolerance) and the same failure report: a lane that blows up or
+    stalls fails alone, with its own ``status``, ``t_final`` and ``nonfinite_t``, and the other
+    lanes are unaffected. ``"auto"``, the default, is ``"map"`` when the devices are CPUs and
+    ``"fused"`` otherwise; the one difference between them is reverse-mode differentiation,
+    which ``"fused"`` does not support (use ``"map"`` or ``"vmap"`` to differentiate a sweep).
 
     * ``"fused"``: ``vmap``, and every adaptive `flowax.dynamics.integrate` inside ``fn``
-      solves the chunk's lanes as one ODE with one step-size controller (see `fused_lanes`). Each
-      lane meets its own tolerance; the chunk takes as many steps as its hardest lane needs, with
-      scalar control flow. Results match separate solves to the solver tolerance and depend
-      (within it) on which lanes share a chunk: put lanes of similar difficulty in one chunk
-      (grids sorted by scale are). Best where lanes are cheap to batch (accelerators, large
-      states) and similar in difficulty. Fixed-step solves and discrete loops are unaffected.
+      solves the chunk's lanes as one ODE with one step-size controller (see `fused_lanes` and
+      ``flowax.dynamics._lanes``): each live lane meets its own tolerance on every step, a lane
+      that turns non-finite is frozen so it cannot stall the others, and every lane that did not
+      succeed is solved again alone in the same program, so its report is its own. Results of ok
+      lanes match their own solves to the tolerance and depend (within it) on which lanes share
+      a chunk; the chunk takes as many steps as its hardest lane: put lanes of similar
+      difficulty in one chunk (grids sorted by scale are). Best where lanes are cheap to batch
+      (accelerators, large states). Fixed-step solves and discrete loops are plain ``vmap``.
     * ``"map"``: each device runs its lanes one after the other (``shard_map`` of ``lax.map``):
       every lane is its own solve, as in a Python loop, but in one compiled program on every
       device at once. Best on CPUs, where XLA runs a batch of small matrix products one after
-      the other anyway (measured here: a fused lane-step costs 30 us against 55 us for a lone
-      step, less than the fused chunk loses to lanes of unequal difficulty).
+      the other anyway (``benchmarks/bench_sweep.py`` measures fused against map).
     * ``"vmap"``: plain ``jax.vmap`` (diffrax's own batching: every lane runs as many steps as
       the slowest, with batched control flow). Supports reverse-mode gradients through solves.
 
@@ -167,14 +145,13 @@ def sweep(
         an unknown ``batching``.
     """
     _checks.check_callable("fn", fn)
-    if batching not in BATCHING:
-        raise ValueError(f"batching: expected one of {BATCHING}, got {batching!r}")
+    _checks.check_option("batching", batching, BATCHING)
     n = _grid_size(grid)
     devices = tuple(jax.devices() if devices is None else devices)
     if not devices:
         raise ValueError("devices: expected at least one device, got none")
     if chunk_size is not None:
-        _checks.check_positive_int("chunk_size", chunk_size)
+        chunk_size = _checks.check_positive_int("chunk_size", chunk_size)
     nd = len(devices)
     if batching == "auto":
         batching = "map" if all(d.platform == "cpu" for d in devices) else "fused"
@@ -187,7 +164,7 @@ def sweep(
     # so that a grid sorted by difficulty (e.g. by scale) loads every device alike.
     deal = np.arange(chunk).reshape(chunk // nd, nd).T.ravel()
     undeal = np.argsort(deal)
-    bar = _Progress(n, progress and len(starts) > 1, "sweep")
+    bar = Progress(n, desc="sweep", enabled=progress and len(starts) > 1, unit="pt")
     outs = []
     try:
         for start in starts:

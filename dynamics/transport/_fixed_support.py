@@ -2,7 +2,7 @@
 
     mu* = argmin_mu sum_k w_k T_lam(mu, nu_k) + tau H(mu | ref),
 
-with ``T_lam`` the entropic OT of `flowax.dynamics.entropic_ot` (cost ``|x - y|^2 / 2``,
+with ``T_lam`` the entropic OT of `flowax.dynamics.transport.entropic_ot` (cost ``|x - y|^2 / 2``,
 ``lam KL(gamma | mu (x) nu)``) and ``H`` the entropy relative to a reference measure on the
 support (for a uniform grid this is the Lebesgue entropy up to a constant). ``tau = lam`` is the
 classical Sinkhorn (IBP) barycenter, ``tau = lam / 2`` the debiased choice (Chizat,
@@ -24,7 +24,7 @@ carries the global guarantee, so it is the default.
 
 Two kernel applications per iteration, done either on scalings (``"kernel"`` mode: matrix
 products, fast, but ``K`` may underflow for small ``lam``) or on log-scalings with log-sum-exp
-(``"log"`` mode: stable for every ``lam``). On a `Grid` support with the targets
+(``"log"`` mode: stable for every ``lam``). On a `TensorGrid` support with the targets
 given as histograms on it, ``K`` is the tensor product of the per-axis kernels and is applied
 axis by axis: ``O(N sum_a n_a)`` per application instead of ``O(N^2)``. ott-jax has no barycenter
 with an outer entropy ``tau``; with ``tau = lam`` this is its (and POT's) Sinkhorn barycenter.
@@ -40,21 +40,23 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import logsumexp
 
-from . import _checks
-from .particles import Particles, check_particles
+from ...models import _checks
+from ...models._particles import Particles
+from ._free_support import check_measures
 
 MODES = ("auto", "kernel", "log")
 
 
-class Grid(NamedTuple):
-    """A regular (tensor-product) grid: the points ``(axes[0][i0], axes[1][i1], ...)``.
+class TensorGrid(NamedTuple):
+    """A tensor-product grid: the points ``(axes[0][i0], axes[1][i1], ...)`` (flowax's own type;
+    ott-jax's ``geometry.grid.Grid`` is a geometry with an epsilon, not a support).
 
     Attributes:
       axes: tuple of 1-D coordinate arrays ``[n_0], ..., [n_{d-1}]``; points are ordered as
         ``jnp.meshgrid(*axes, indexing="ij")`` flattened in C order.
     """
 
-    axes: tuple
+    axes: tuple[jax.Array, ...]
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -71,21 +73,27 @@ class BarycenterResult(NamedTuple):
     """Result of `barycenter_fixed_support`.
 
     Attributes:
-      weights: the barycenter's masses on the support (sum 1): ``[N]``, or ``grid.shape`` on a
-        `Grid`.
-      potentials: dual potentials ``v_k`` on the targets' supports: a list ``[n_k]`` per measure
-        for `Particles` targets, an array ``[K, N]`` (``[K, *grid.shape]``) for histograms.
-      converged: bool, marginal error of ``weights`` below ``threshold``.
+      histogram: the barycenter's masses on the support (sum 1): ``[N]``, or ``grid.shape`` on
+        a `TensorGrid` (the field name of ott-jax's barycenter output).
+      potentials: tuple of ``K`` dual potentials ``v_k`` on the targets' supports: ``[n_k]`` for
+        `Particles` targets, ``[N]`` (``grid.shape``) for histograms.
+      converged: bool, marginal error of ``histogram`` below ``threshold``.
       n_iters: int32, marginal evaluations done (updates done: one fewer).
       errors: ``[max_iterations]`` the marginal error ``sum_k w_k |m_k - q_k|_1`` per
-        iteration (``nan`` after the last one).
+        iteration, ``nan`` where no iteration ran (ott uses -1; a nan cannot be mistaken for an
+        error value and is skipped by ``nanmin`` / plots).
     """
 
-    weights: jax.Array
-    potentials: list | jax.Array
+    histogram: jax.Array
+    potentials: tuple[jax.Array, ...]
     converged: jax.Array
     n_iters: jax.Array
     errors: jax.Array
+
+    @property
+    def ok(self) -> jax.Array:
+        """``converged`` (the name `Trajectory.ok` and `raise_if_failed` use)."""
+        return self.converged
 
 
 def _lse_matmul(log_k, log_x):
@@ -173,7 +181,8 @@ def _damped_sinkhorn(ops, log_q, wts, log_ref, lam, tau, omega, threshold, max_i
             ]
         ratio = [jnp.where(qj > 0, qj / mj, 0.0) for qj, mj in zip(q, m, strict=True)]
         # a power costs a log and an exp per entry (exp(eta log r) is faster than XLA's pow on
-        # CPU): skip it for the undamped, unrelaxed step
+        # CPU): skip it for the undamped, unrelaxed step (under vmap over tau the predicate is
+        # batched, cond becomes select and both branches run)
         ratio = jax.lax.cond(
             eta == 1,
             lambda: ratio,
@@ -232,7 +241,7 @@ def _check_histograms(measures, n, grid_shape):
 
 
 def barycenter_fixed_support(
-    support: jax.Array | Grid,
+    support: jax.Array | TensorGrid,
     measures: list[Particles] | jax.Array,
     weights: jax.Array,
     *,
@@ -247,11 +256,11 @@ def barycenter_fixed_support(
     """The ``(lam, tau)``-barycenter of ``measures`` on a fixed support (module docstring).
 
     Args:
-      support: ``[N, d]`` candidate points, or a `Grid` (then ``N = prod(grid.shape)``).
+      support: ``[N, d]`` candidate points, or a `TensorGrid` (then ``N = prod(grid.shape)``).
       measures: either ``K`` `Particles` (positions ``[n_k, d]``, mass 1, any supports), or the
         ``K`` targets as histograms on the support itself, ``[K, N]`` (or ``[K, *grid.shape]``):
         then all targets share one kernel, applied to all of them at once, and separably on a
-        `Grid`. Use histograms for images and densities sampled on a grid.
+        `TensorGrid`. Use histograms for images and densities sampled on a grid.
       weights: ``[K]`` nonnegative, summing to 1.
       lam: inner regularization ``> 0``; tau: outer entropy ``> 0``.
       reference: ``[N]`` (or ``grid.shape``) reference masses of ``H`` (default uniform).
@@ -264,11 +273,12 @@ def barycenter_fixed_support(
         damped Sinkhorn with its convergence guarantee.
 
     Returns:
-      `BarycenterResult`.
+      `BarycenterResult`. The iteration is a ``lax.while_loop``: forward-mode differentiable
+      only (no reverse mode through it).
     """
-    if mode not in MODES:
-        raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
-    if isinstance(support, Grid):
+    _checks.check_option("mode", mode, MODES)
+    _checks.check_positive("threshold", threshold)
+    if isinstance(support, TensorGrid):
         for a, ax in enumerate(support.axes):
             if np.ndim(ax) != 1 or np.shape(ax)[0] < 1:
                 raise ValueError(
@@ -281,10 +291,8 @@ def barycenter_fixed_support(
             raise ValueError(f"support: expected shape [N, d] with N >= 1, got {points.shape}")
     n, d = points.shape
     if isinstance(measures, (list, tuple)):
-        if len(measures) == 0:
-            raise ValueError("measures: expected at least one measure, got none")
+        check_measures(measures)
         for k, nu in enumerate(measures):
-            check_particles(nu, f"measures[{k}]")
             if np.shape(nu.positions)[1:] != (d,):
                 raise ValueError(
                     f"measures[{k}].positions: expected points of dimension {d} like "
@@ -297,7 +305,7 @@ def barycenter_fixed_support(
     _checks.check_simplex("weights", weights, n_measures)
     _checks.check_positive("lam", lam)
     _checks.check_positive("tau", tau)
-    _checks.check_positive_int("max_iterations", max_iterations)
+    max_iterations = _checks.check_positive_int("max_iterations", max_iterations)
     omega = _checks.concrete(overrelaxation)
     if omega is not None and not (omega.size == 1 and 0 < float(omega) < 2):
         raise ValueError(f"overrelaxation: expected a scalar in (0, 2), got {overrelaxation!r}")
@@ -344,11 +352,10 @@ def barycenter_fixed_support(
 
     mu = jnp.exp(log_mu)
     if isinstance(measures, (list, tuple)):
-        potentials = [vk[:, 0] for vk in v]
+        potentials = tuple(vk[:, 0] for vk in v)
     else:
-        potentials = v[0].T
-        if grid_shape is not None and jnp.ndim(measures) > 2:
-            potentials = potentials.reshape(n_measures, *grid_shape)
+        shape = grid_shape if grid_shape is not None and jnp.ndim(measures) > 2 else (n,)
+        potentials = tuple(v[0][:, k].reshape(shape) for k in range(n_measures))
     if grid_shape is not None:
         mu = mu.reshape(grid_shape)
     return BarycenterResult(mu, potentials, err <= threshold, it, errs)

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flowax import dynamics
-from flowax.dynamics import Particles
+from flowax.dynamics.measures import Particles
 
 
 def gaussian_on_grid(x, mean, var):
@@ -19,8 +19,8 @@ def test_entropic_ot_matches_gaussian_closed_form(lam):
     # the discrete value converges to the continuous one (grid step 0.02, tails beyond 8 sd).
     x = np.linspace(-8, 9, 851)
     mu, nu = gaussian_on_grid(x, 0.0, 1.0), gaussian_on_grid(x, 1.0, 0.49)
-    out = dynamics.entropic_ot(mu, nu, lam=lam, threshold=1e-9)
-    closed = dynamics.gaussian_entropic_ot(0.0, 1.0, 1.0, 0.49, lam=lam)
+    out = dynamics.transport.entropic_ot(mu, nu, lam=lam, threshold=1e-9)
+    closed = dynamics.transport.gaussian_entropic_ot(0.0, 1.0, 1.0, 0.49, lam=lam)
     assert bool(out.converged)
     np.testing.assert_allclose(float(out.cost), float(closed), rtol=2e-4)
     # the plan's marginals are the measures
@@ -30,19 +30,21 @@ def test_entropic_ot_matches_gaussian_closed_form(lam):
 def test_gaussian_entropic_ot_limits():
     # lam -> 0: W2^2 / 2 between N(0, 1) and N(1, 0.49) = (1 + (1 - 0.7)^2) / 2
     np.testing.assert_allclose(
-        dynamics.gaussian_entropic_ot(0.0, 1.0, 1.0, 0.49, lam=1e-7), 0.5 * (1 + 0.3**2), atol=1e-5
+        dynamics.transport.gaussian_entropic_ot(0.0, 1.0, 1.0, 0.49, lam=1e-7),
+        0.5 * (1 + 0.3**2),
+        atol=1e-5,
     )
     # matrix form equals a product of independent 1-D problems
-    two = dynamics.gaussian_entropic_ot(
+    two = dynamics.transport.gaussian_entropic_ot(
         jnp.zeros(2),
         jnp.diag(jnp.array([1.0, 2.0])),
         jnp.ones(2),
         jnp.diag(jnp.array([0.5, 3.0])),
         lam=0.3,
     )
-    one = dynamics.gaussian_entropic_ot(
+    one = dynamics.transport.gaussian_entropic_ot(
         0.0, 1.0, 1.0, 0.5, lam=0.3
-    ) + dynamics.gaussian_entropic_ot(0.0, 2.0, 1.0, 3.0, lam=0.3)
+    ) + dynamics.transport.gaussian_entropic_ot(0.0, 2.0, 1.0, 3.0, lam=0.3)
     np.testing.assert_allclose(two, one, rtol=1e-12)
 
 
@@ -51,17 +53,24 @@ def test_sinkhorn_divergence_zero_on_diagonal_and_gradient():
     mu = Particles(jnp.full(12, 1 / 12), jax.random.normal(k1, (12, 2)))
     nu = Particles(jnp.full(10, 1 / 10), jax.random.normal(k2, (10, 2)) + 1.0)
     opts = dict(lam=0.5, threshold=1e-10)
-    assert abs(float(dynamics.sinkhorn_divergence(mu, mu, **opts))) < 1e-10
-    s = float(dynamics.sinkhorn_divergence(mu, nu, **opts))
+    div = lambda a, b: dynamics.transport.sinkhorn_divergence(a, b, **opts)[0]  # noqa: E731
+    assert abs(float(div(mu, mu))) < 1e-10
+    value, out = dynamics.transport.sinkhorn_divergence(mu, nu, **opts)
+    assert all(bool(c) for c in out.converged)
+    dynamics.raise_if_failed((value, out))
+    # ott's sinkdiv == the three-term definition through flowax's entropic_ot (cost |x-y|^2/2)
+    t = lambda a, b: dynamics.transport.entropic_ot(a, b, **opts).cost  # noqa: E731
+    np.testing.assert_allclose(value, t(mu, nu) - 0.5 * (t(mu, mu) + t(nu, nu)), rtol=1e-8)
+    s = float(value)
     assert s > 0.1
-    grad = jax.grad(lambda x: dynamics.sinkhorn_divergence(Particles(mu.weights, x), nu, **opts))
+    grad = jax.grad(lambda x: div(Particles(mu.weights, x), nu))
     g = np.asarray(grad(mu.positions))
     eps = 1e-5
     for i, j in [(0, 0), (3, 1), (7, 0)]:
         e = jnp.zeros_like(mu.positions).at[i, j].set(eps)
         fd = (
-            dynamics.sinkhorn_divergence(Particles(mu.weights, mu.positions + e), nu, **opts)
-            - dynamics.sinkhorn_divergence(Particles(mu.weights, mu.positions - e), nu, **opts)
+            div(Particles(mu.weights, mu.positions + e), nu)
+            - div(Particles(mu.weights, mu.positions - e), nu)
         ) / (2 * eps)
         np.testing.assert_allclose(g[i, j], float(fd), rtol=1e-5, atol=1e-9)
 
@@ -72,7 +81,9 @@ def test_barycentric_projection_of_gaussians_is_affine():
     lam = 0.3
     x = np.linspace(-8, 9, 851)
     mu, nu = gaussian_on_grid(x, 0.0, 1.0), gaussian_on_grid(x, 1.0, 0.49)
-    mapped = np.asarray(dynamics.barycentric_projection(mu, nu, lam=lam, threshold=1e-9))[:, 0]
+    image, out = dynamics.transport.barycentric_projection(mu, nu, lam=lam, threshold=1e-9)
+    assert bool(out.converged)
+    mapped = np.asarray(image)[:, 0]
     sig, s = 1.0, 0.7
     rho = (-lam + np.sqrt(lam**2 + 4 * (sig * s) ** 2)) / (2 * sig * s)
     inside = np.abs(x) < 3
@@ -84,20 +95,22 @@ def test_gaussian_barycenter_special_cases():
     m = jnp.array([[-1.0], [0.5], [2.0]])
     v = jnp.full(3, a)
     w = jnp.array([0.2, 0.5, 0.3])
-    mean, var = dynamics.gaussian_barycenter(m, v, w, lam=lam, tau=lam)
+    mean, var = dynamics.transport.gaussian_barycenter(m, v, w, lam=lam, tau=lam)
     np.testing.assert_allclose(mean, [0.2 * -1 + 0.25 + 0.6], rtol=1e-12)
     np.testing.assert_allclose(var, a + lam, rtol=1e-12)
-    _, var = dynamics.gaussian_barycenter(m, v, w, lam=lam, tau=lam / 2)
+    _, var = dynamics.transport.gaussian_barycenter(m, v, w, lam=lam, tau=lam / 2)
     np.testing.assert_allclose(var, (a + np.sqrt(a**2 + lam**2)) / 2, rtol=1e-12)
     tau = 0.13
-    _, var = dynamics.gaussian_barycenter(m, v, w, lam=lam, tau=tau)
+    _, var = dynamics.transport.gaussian_barycenter(m, v, w, lam=lam, tau=tau)
     np.testing.assert_allclose(
         var, ((a + np.sqrt((a - lam) ** 2 + 4 * a * tau)) ** 2 - lam**2) / (4 * a), rtol=1e-12
     )
     # unequal variances: the root equation holds, and vmap over (lam, tau) works
     v2 = jnp.array([0.36, 1.0, 2.25])
     lams, taus = jnp.array([0.1, 0.2]), jnp.array([0.05, 0.3])
-    _, xs = jax.vmap(lambda l, t: dynamics.gaussian_barycenter(m, v2, w, lam=l, tau=t))(lams, taus)
+    _, xs = jax.vmap(lambda l, t: dynamics.transport.gaussian_barycenter(m, v2, w, lam=l, tau=t))(
+        lams, taus
+    )
     for l, t, xv in zip(lams, taus, xs, strict=True):
         lhs = 2 * xv + l - 2 * t
         np.testing.assert_allclose(lhs, jnp.sum(w * jnp.sqrt(l**2 + 4 * v2 * xv)), rtol=1e-12)
@@ -112,7 +125,7 @@ def test_barycenter_particles_small_under_vmap():
     ]
     w = jnp.array([0.25, 0.75])
     x0 = jax.random.normal(jax.random.key(9), (20, 2))
-    one = dynamics.barycenter_particles(
+    one = dynamics.transport.barycenter_particles(
         nus,
         w,
         lam=0.5,
@@ -126,13 +139,13 @@ def test_barycenter_particles_small_under_vmap():
     )
     mu0 = Particles(jnp.full(20, 1 / 20), x0)
     expected = sum(
-        wk * dynamics.barycentric_projection(mu0, nu, lam=0.5, threshold=1e-10)
+        wk * dynamics.transport.barycentric_projection(mu0, nu, lam=0.5, threshold=1e-10)[0]
         for wk, nu in zip(w, nus, strict=True)
     )
     np.testing.assert_allclose(one.final.positions, expected, rtol=1e-8, atol=1e-10)
 
     def run(lam):
-        return dynamics.barycenter_particles(
+        return dynamics.transport.barycenter_particles(
             nus,
             w,
             lam=lam,
@@ -145,29 +158,53 @@ def test_barycenter_particles_small_under_vmap():
         ).values["variance"]
 
     out = jax.vmap(run)(jnp.array([0.2, 0.5]))
-    assert out.shape == (2, 4, 2) and np.all(np.isfinite(np.asarray(out)))
+    assert out.shape == (2, 4, 2)
+    for i, lam in enumerate([0.2, 0.5]):  # each lane is its own run (same key, same init)
+        np.testing.assert_allclose(out[i], run(lam), rtol=1e-10)
+
+
+def test_barycenter_particles_reports_an_unconverged_sinkhorn():
+    nus = [
+        Particles(jnp.full(30, 1 / 30), jax.random.normal(jax.random.key(k), (30, 2)) + k)
+        for k in range(2)
+    ]
+    common = dict(lam=0.3, tau=0.01, n_particles=10, key=jax.random.key(0), lr=0.5, steps=3)
+    bad = dynamics.transport.barycenter_particles(
+        nus, jnp.array([0.5, 0.5]), max_iterations=2, threshold=1e-12, **common
+    )
+    # two Sinkhorn iterations cannot reach 1e-12: the run says so, as data and on request
+    assert not bool(bad.stats.inner_ok) and int(bad.stats.status) == 4
+    assert np.all(np.isfinite(np.asarray(bad.final.positions)))
+    with pytest.raises(RuntimeError, match="inner_solver_not_converged"):
+        dynamics.raise_if_failed(bad)
+    good = dynamics.transport.barycenter_particles(nus, jnp.array([0.5, 0.5]), **common)
+    assert bool(good.stats.inner_ok) and bool(good.stats.ok)
 
 
 def test_jit_vmap_and_bad_input():
     mu = Particles(jnp.full(5, 0.2), jnp.linspace(0, 1, 10).reshape(5, 2))
     nus = Particles(jnp.full((3, 4), 0.25), jax.random.normal(jax.random.key(1), (3, 4, 2)))
-    costs = jax.jit(jax.vmap(lambda nu: dynamics.entropic_ot(mu, nu, lam=0.2).cost))(nus)
-    one = dynamics.entropic_ot(mu, Particles(nus.weights[1], nus.positions[1]), lam=0.2).cost
+    costs = jax.jit(jax.vmap(lambda nu: dynamics.transport.entropic_ot(mu, nu, lam=0.2).cost))(nus)
+    one = dynamics.transport.entropic_ot(
+        mu, Particles(nus.weights[1], nus.positions[1]), lam=0.2
+    ).cost
     np.testing.assert_allclose(costs[1], one, rtol=1e-10)
     lams = jnp.array([0.1, 0.3])
     nu1 = Particles(nus.weights[0], nus.positions[0])
-    by_lam = jax.vmap(lambda l: dynamics.entropic_ot(mu, nu1, lam=l).cost)(lams)
+    by_lam = jax.vmap(lambda l: dynamics.transport.entropic_ot(mu, nu1, lam=l).cost)(lams)
     assert by_lam[0] < by_lam[1]  # T_lam grows with lam (the KL term is >= 0 and weighted more)
-    short = dynamics.entropic_ot(mu, nu1, lam=0.001, max_iterations=3, threshold=1e-12)
-    assert not bool(short.converged)
-    with pytest.raises(ValueError, match="lam"):
-        dynamics.entropic_ot(mu, nu1, lam=0.0)
+    short = dynamics.transport.entropic_ot(mu, nu1, lam=0.001, max_iterations=3, threshold=1e-12)
+    assert not bool(short.converged) and not bool(short.ok)
+    with pytest.raises(RuntimeError, match="did not converge"):
+        dynamics.raise_if_failed(short)
+    with pytest.raises(ValueError, match="^lam: expected"):
+        dynamics.transport.entropic_ot(mu, nu1, lam=0.0)
     with pytest.raises(ValueError, match="nu.positions: expected points of shape"):
-        dynamics.entropic_ot(mu, Particles(nu1.weights, jnp.ones((4, 3))), lam=0.1)
+        dynamics.transport.entropic_ot(mu, Particles(nu1.weights, jnp.ones((4, 3))), lam=0.1)
     with pytest.raises(ValueError, match="equal masses"):
-        dynamics.entropic_ot(mu, Particles(2 * nu1.weights, nu1.positions), lam=0.1)
+        dynamics.transport.entropic_ot(mu, Particles(2 * nu1.weights, nu1.positions), lam=0.1)
     with pytest.raises(ValueError, match="weights: expected nonnegative finite weights summing"):
-        dynamics.gaussian_barycenter(
+        dynamics.transport.gaussian_barycenter(
             jnp.zeros((2, 1)), jnp.ones(2), jnp.array([0.5, 0.6]), lam=0.1, tau=0.1
         )
 
@@ -186,7 +223,7 @@ def _three_clouds(n):
 
 def _particle_barycenter(measures, w, lam, n, steps):
     """The tau = lam / 2 barycenter by noisy particles (lr 0.2), final state only."""
-    return dynamics.barycenter_particles(
+    return dynamics.transport.barycenter_particles(
         measures,
         w,
         lam=lam,
@@ -195,7 +232,7 @@ def _particle_barycenter(measures, w, lam, n, steps):
         key=jax.random.key(0),
         lr=0.2,
         steps=steps,
-        save_every=steps,
+        n_save=2,
         threshold=1e-4,
     )
 
@@ -203,7 +240,7 @@ def _particle_barycenter(measures, w, lam, n, steps):
 def _closed_form_variance(means, measures, w, lam, tau):
     """gaussian_barycenter's variance for the targets' empirical variances."""
     v_emp = jnp.array([jnp.mean(jnp.var(nu.positions, axis=0)) for nu in measures])
-    return float(dynamics.gaussian_barycenter(means, v_emp, w, lam=lam, tau=tau)[1])
+    return float(dynamics.transport.gaussian_barycenter(means, v_emp, w, lam=lam, tau=tau)[1])
 
 
 def test_barycenter_particles_close_to_fixed_support_in_sinkhorn_divergence():
@@ -217,19 +254,19 @@ def test_barycenter_particles_close_to_fixed_support_in_sinkhorn_divergence():
     x = _particle_barycenter(measures, w, lam, n, 60).final.positions
     c = w @ means
     axes = tuple(jnp.linspace(c[i] - 4.5, c[i] + 4.5, 32) for i in range(2))
-    pts = dynamics.Grid(axes).points
+    pts = dynamics.transport.TensorGrid(axes).points
     solve = jax.vmap(
         lambda tau: (
-            dynamics.barycenter_fixed_support(
+            dynamics.transport.barycenter_fixed_support(
                 pts, measures, w, lam=lam, tau=tau, mode="kernel"
-            ).weights
+            ).histogram
         )
     )
     fixed = jax.jit(solve)(jnp.array([lam / 2, lam, 0.02]))
     div = jax.jit(
-        lambda x, wts: dynamics.sinkhorn_divergence(
+        lambda x, wts: dynamics.transport.sinkhorn_divergence(
             Particles(jnp.full(n, 1 / n), x), Particles(wts, pts), lam=0.1
-        )
+        )[0]
     )
     s = [float(div(x, wt)) for wt in fixed]
     h = axes[0][1] - axes[0][0]
@@ -264,7 +301,7 @@ def test_barycenter_particles_matches_closed_form_variance():
     mean = np.asarray(jnp.mean(traj.final.positions, axis=0))
     np.testing.assert_allclose(mean, np.asarray(w @ means), atol=0.1)
     with pytest.raises(ValueError, match="weights: expected nonnegative finite weights summing"):
-        dynamics.barycenter_particles(
+        dynamics.transport.barycenter_particles(
             measures,
             jnp.array([0.5, 0.5, 0.5]),
             lam=lam,

@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flowax import dynamics
-from flowax.dynamics import Particles
+from flowax.dynamics.measures import Particles
 
 K, SIGMA, REG = 8, 0.01, 1e-3
 SPIKES = np.array([0.2, 0.47, 0.75])
@@ -13,19 +13,21 @@ AMPS = np.array([1.0, 0.6, 0.8])
 
 def test_features_orthonormal():
     x = (np.arange(400) + 0.5) / 400
-    phi = np.asarray(dynamics.fourier_features(jnp.asarray(x), K))
+    phi = np.asarray(dynamics.measures.fourier_features(jnp.asarray(x), K))
     np.testing.assert_allclose(phi.T @ phi / 400, np.eye(2 * K + 1), atol=1e-12)
 
 
 def test_recovers_spikes_and_beats_fixed_grid():
-    y = dynamics.fourier_features(jnp.asarray(SPIKES), K).T @ jnp.asarray(AMPS)
+    y = dynamics.measures.fourier_features(jnp.asarray(SPIKES), K).T @ jnp.asarray(AMPS)
     y = y + SIGMA * jax.random.normal(jax.random.key(0), y.shape)
-    objective = dynamics.sparse_deconvolution(y, cutoff=K, reg=REG)
+    objective = dynamics.measures.sparse_deconvolution(y, cutoff=K, reg=REG)
     m = 40
     p0 = Particles(jnp.full(m, 0.1 / m), (jnp.arange(m) / m + 0.5 / m)[:, None])
-    common = dict(lr=0.1, steps=2000, beta=1.0, save_every=2000)
-    free = dynamics.conic_particle_gd(objective, p0, alpha=1.0 / (2 * np.pi * K) ** 2, **common)
-    grid = dynamics.conic_particle_gd(objective, p0, alpha=0.0, **common)  # same compute
+    common = dict(lr=0.1, steps=2000, beta=1.0, n_save=2)
+    free = dynamics.measures.conic_particle_gd(
+        objective, p0, alpha=1.0 / (2 * np.pi * K) ** 2, **common
+    )
+    grid = dynamics.measures.conic_particle_gd(objective, p0, alpha=0.0, **common)  # same compute
     x = np.mod(np.asarray(free.final.positions[:, 0]), 1.0)
     w = np.asarray(free.final.weights)
     # Least squares for an isolated spike: |phi(x)|^2 = 2K+1, so the amplitude has noise std

@@ -1,0 +1,207 @@
+"""Gradient flow and gradient descent in parameter space.
+
+Flow: ``d theta/dt = -grad L(theta)`` through `integrate`. Descent: one step
+``theta <- theta - lr grad L(theta)`` (or any optax optimizer) as a `Stepper`, run by `iterate`.
+With ``lr`` the descent saves at flow times ``t = k lr``: it is exactly the explicit Euler scheme
+of the flow with ``dt0 = lr`` (tested).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from ..models import _checks
+from . import _save
+from ._integrate import VectorField, integrate
+from ._iterate import Stepper, call_with_args, iterate
+from ._trajectory import Trajectory
+
+PyTree = Any
+
+
+def gradient_field(loss: Callable[..., jax.Array]) -> VectorField:
+    """The vector field ``field(t, theta, args) = -grad L(theta[, args])`` (diffrax's ODETerm
+    contract; ``args`` is handed to the loss when it is not None)."""
+
+    def field(t, params, args):
+        del t
+        g = jax.grad(lambda p: call_with_args(loss, p, args))(params)
+        return jax.tree_util.tree_map(jnp.negative, g)
+
+    return field
+
+
+def gradient_flow(
+    loss: Callable[..., jax.Array],
+    params: PyTree,
+    *,
+    t1: float | jax.Array,
+    args: PyTree = None,
+    observables: dict[str, Callable] | None = None,
+    **integrator_options: Any,
+) -> Trajectory:
+    r"""Gradient flow ``d theta/dt = -grad L(theta)`` from ``theta(0) = params`` to ``t1``.
+
+    The continuous-time limit of gradient descent with step ``eta -> 0`` at time ``t = k eta``;
+    integrated by `integrate` (adaptive Tsit5 by default).
+
+    Args:
+      loss: ``L(params) -> scalar`` (or ``L(params, args)`` when ``args`` is given).
+      params: initial parameters (any pytree of float arrays, finite).
+      t1: final time (may be traced, e.g. a per-lane horizon inside `sweep`).
+      args: data handed to the loss (and to a traced horizon's lane) as its second argument.
+      observables: ``{name: fn(t, params)}``; default ``{"loss": L}``. Pass ``{}`` for none.
+      **integrator_options: any keyword of `integrate` (``ts``, ``n_save``, ``spacing``,
+        ``t0``, ``solver``, ``adaptive``, ``rtol``, ``atol``, ``dt0``, ``max_steps``).
+
+    Returns:
+      `Trajectory` whose ``final`` are the parameters at ``t1``.
+
+    Raises:
+      ValueError: if ``loss`` does not return a real scalar at ``params`` (e.g. params and data
+        of mismatched shapes, reported by the model), if ``params`` has non-finite entries, or
+        for any bad option of `integrate`.
+
+    Example:
+      >>> traj = gradient_flow(lambda p: 0.5 * jnp.sum(p**2), jnp.ones(2), t1=1.0)
+      >>> print(f"{traj.values['loss'][-1]:.6f}")   # exp(-2)
+      0.135335
+    """
+    _checks.check_callable("loss", loss)
+    _checks.check_finite_tree("params", params)
+    fn = lambda p: call_with_args(loss, p, args)  # noqa: E731
+    _checks.check_scalar_fn("loss", fn, params)
+    if observables is None:
+        observables = {"loss": lambda t, p: fn(p)}
+    return integrate(
+        gradient_field(loss),
+        params,
+        t1=t1,
+        args=args,
+        observables=observables,
+        **integrator_options,
+    )
+
+
+class DescentState(NamedTuple):
+    """State of `descent_step`: ``params``, the optimizer state, and ``count`` (int32)."""
+
+    params: PyTree
+    opt_state: PyTree
+    count: jax.Array
+
+
+def _optimizer(lr, optimizer):
+    if (lr is None) == (optimizer is None):
+        raise ValueError(
+            "lr: pass exactly one of lr (plain gradient descent) and optimizer (an optax "
+            f"GradientTransformation); got lr={lr!r}, optimizer={type(optimizer).__name__}"
+        )
+    if optimizer is None:
+        _checks.check_positive("lr", lr)
+        return optax.sgd(lr)
+    if not isinstance(optimizer, optax.GradientTransformation):
+        raise ValueError(
+            f"optimizer: expected an optax.GradientTransformation, got {type(optimizer).__name__}"
+        )
+    return optimizer
+
+
+def descent_step(
+    loss: Callable[..., jax.Array],
+    *,
+    lr: float | jax.Array | None = None,
+    optimizer: optax.GradientTransformation | None = None,
+) -> Stepper:
+    """One step of gradient descent ``theta <- theta - lr grad L(theta)``, or of an optax optimizer.
+
+    A `Stepper`; drops into a user's own jitted loop with a minibatch per step::
+
+        stepper = descent_step(lambda p, batch: loss(p, batch), lr=0.1)
+        state = stepper.init(params)
+        step = jax.jit(stepper.step)
+        for batch in batches:
+            state = step(state, batch)
+
+    Args:
+      loss: ``L(params) -> scalar``, or ``L(params, args)`` for steps given ``args``.
+      lr: step size of plain gradient descent (exclusive with ``optimizer``).
+      optimizer: an optax ``GradientTransformation`` (exclusive with ``lr``).
+
+    Returns:
+      ``Stepper(init(params) -> DescentState, step(state, args=None), value = state.params)``.
+    """
+    _checks.check_callable("loss", loss)
+    opt = _optimizer(lr, optimizer)
+
+    def init(params, *, key=None):
+        del key
+        return DescentState(params, opt.init(params), jnp.zeros((), jnp.int32))
+
+    def step(state, args=None):
+        grads = jax.grad(lambda p: call_with_args(loss, p, args))(state.params)
+        updates, opt_state = opt.update(grads, state.opt_state, state.params)
+        return DescentState(optax.apply_updates(state.params, updates), opt_state, state.count + 1)
+
+    return Stepper(init, step, value=lambda s: s.params)
+
+
+def gradient_descent(
+    loss: Callable[..., jax.Array],
+    params: PyTree,
+    *,
+    steps: int,
+    lr: float | jax.Array | None = None,
+    optimizer: optax.GradientTransformation | None = None,
+    n_save: int = _save.DEFAULT_N_SAVE,
+    spacing: str = "linear",
+    save_steps: Any = None,
+    args: PyTree = None,
+    batches: PyTree = None,
+    observables: dict[str, Callable] | None = None,
+) -> Trajectory:
+    """Gradient descent ``theta_{k+1} = theta_k - lr grad L(theta_k)`` (or an optax optimizer).
+
+    With ``lr`` the save times are flow times ``t = k lr``: this is exactly the explicit Euler
+    scheme of `gradient_flow` with ``dt0 = lr``. With ``optimizer`` the save times are step
+    counts.
+
+    Args:
+      loss: ``L(params) -> scalar``, or ``L(params, batch)`` with ``args`` / ``batches``.
+      params: initial parameters (finite).
+      steps: number of steps (Python int > 0).
+      lr: step size (> 0) of plain gradient descent, or None when ``optimizer`` is given.
+      optimizer: an optax ``GradientTransformation``; exclusive with ``lr``.
+      n_save, spacing, save_steps: the save points (see `iterate`; default 101).
+      args: handed to the loss at every step; batches: per-step minibatches (leading axis
+        ``steps``), see `iterate`.
+      observables: ``{name: fn(t, params)}``; default ``{"loss": L}`` (with ``args``:
+        ``L(params, args)``; with ``batches``: none, pass your own).
+
+    Returns:
+      `Trajectory` with ``final`` the parameters after ``steps`` steps.
+    """
+    stepper = descent_step(loss, lr=lr, optimizer=optimizer)
+    _checks.check_finite_tree("params", params)
+    if batches is None:
+        fn = lambda p: call_with_args(loss, p, args)  # noqa: E731
+        _checks.check_scalar_fn("loss", fn, params)
+        if observables is None:
+            observables = {"loss": lambda t, p: fn(p)}
+    return iterate(
+        stepper,
+        params,
+        steps=steps,
+        n_save=n_save,
+        spacing=spacing,
+        save_steps=save_steps,
+        observables=observables,
+        args=args,
+        batches=batches,
+        dt=1.0 if lr is None else lr,
+    )
