@@ -123,7 +123,7 @@ def flowax_rows(support, hist, w, ref, ref_half, r):
             assert bool(out.converged)
             name = "flowax, tau = lam" if tau == LAM else "flowax, tau = lam/2 (no peer method)"
             name += ", overrelaxation 1.5" if omega != 1 else ""
-            out_rows.append((name, first, best, int(out.n_iters), l1(out.weights, reference)))
+            out_rows.append((name, first, best, int(out.n_iters), l1(out.histogram, reference)))
     rows.extend(head)
     return rows, tail
 
@@ -139,8 +139,8 @@ def main():
 
     # ---------------- 1-D ----------------
     grid1 = dynamics.transport.TensorGrid((jnp.asarray(x),))
-    ref = np.asarray(flowax_solver(grid1, h1, w, LAM, 1e-13, mode="log")().weights)
-    ref_half = np.asarray(flowax_solver(grid1, h1, w, LAM / 2, 1e-13, mode="log")().weights)
+    ref = np.asarray(flowax_solver(grid1, h1, w, LAM, 1e-13, mode="log")().histogram)
+    ref_half = np.asarray(flowax_solver(grid1, h1, w, LAM / 2, 1e-13, mode="log")().histogram)
     rows, tail = flowax_rows(grid1, h1, w, ref, ref_half, r)
     target = 2 * rows[0][4]
     a = h1.T.copy()
@@ -170,8 +170,8 @@ def main():
 
     # ---------------- 2-D ----------------
     grid2 = dynamics.transport.TensorGrid((jnp.asarray(t), jnp.asarray(t)))
-    ref = np.asarray(flowax_solver(grid2, h2, w, LAM, 1e-13, mode="log")().weights)
-    ref_half = np.asarray(flowax_solver(grid2, h2, w, LAM / 2, 1e-13, mode="log")().weights)
+    ref = np.asarray(flowax_solver(grid2, h2, w, LAM, 1e-13, mode="log")().histogram)
+    ref_half = np.asarray(flowax_solver(grid2, h2, w, LAM / 2, 1e-13, mode="log")().histogram)
     rows, tail = flowax_rows(grid2, h2, w, ref, ref_half, r)
     target = 2 * rows[0][4]
 
@@ -193,7 +193,7 @@ def main():
         rows.append((name, first, best, "", l1(bar, ref)))
     first, _, out = timed(flowax_solver(grid2.points, flat, w, LAM, 1e-6, mode="kernel"), 0)
     name = "flowax, tau = lam, the grid as a point cloud (dense, 1 run)"
-    rows.append((name, first, first, int(out.n_iters), l1(out.weights, ref)))
+    rows.append((name, first, first, int(out.n_iters), l1(out.histogram, ref)))
     title = f"2-D: K = {K} images, 100 x 100, lambda = {LAM}, float64"
     report(title, rows + tail, rows[0][2], rows[1][2])
     print("(tau = lam/2 rows: L1 to the tau = lam/2 barycenter)")

@@ -140,6 +140,13 @@ def sweep(
     Returns:
       ``fn``'s output pytree with a leading grid axis.
 
+    Example:
+      >>> def run(scale):
+      ...     return gradient_descent(lambda p: 0.5 * scale * p**2, jnp.ones(()), lr=0.1, steps=10)
+      >>> out = sweep(run, jnp.array([1.0, 2.0, 3.0]), progress=False)
+      >>> out.values["loss"].shape, out.stats.ok.tolist()
+      ((3, 11), [True, True, True])
+
     Raises:
       ValueError: an empty grid, leaves of different leading sizes, a non-positive chunk size,
         an unknown ``batching``.

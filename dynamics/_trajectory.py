@@ -124,6 +124,15 @@ def raise_if_failed(result: Any) -> Any:
     ``(value, result)`` pair as returned by `sinkhorn_divergence`. Returns ``result`` unchanged
     otherwise.
 
+    Example:
+      >>> from flowax.dynamics import gradient_descent
+      >>> bad = gradient_descent(lambda p: 0.5 * p**2, jnp.ones(()), lr=3.0, steps=600)
+      >>> int(bad.stats.status), STATUS_NAMES[int(bad.stats.status)]
+      (2, 'nonfinite')
+      >>> raise_if_failed(bad)  # doctest: +ELLIPSIS
+      Traceback (most recent call last):
+      RuntimeError: 1 of 1 run(s) failed; ...
+
     Raises:
       RuntimeError: the run (or some lanes of a sweep) failed.
       ValueError: ``result`` is none of the above.

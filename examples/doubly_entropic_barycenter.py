@@ -13,12 +13,12 @@ Run:  python examples/doubly_entropic_barycenter.py [--out doubly_entropic_baryc
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _common import parse_args, progress  # noqa: E402
 from flowax import dynamics
 from flowax.dynamics.measures import Particles
 
@@ -39,9 +39,7 @@ def shapes(grid):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="doubly_entropic_barycenter.png")
-    args = parser.parse_args()
+    args = parse_args(__doc__, "doubly_entropic_barycenter.png")
     jax.config.update("jax_enable_x64", True)
 
     axis = (np.arange(G) + 0.5) / G
@@ -52,6 +50,7 @@ def main():
     taus = {"tau = 0": 0.0, "tau = lam/2": LAM / 2, "tau = lam": LAM}
     start = time.perf_counter()
     fixed, particles = {}, {}
+    bar = progress(len(taus), args, "barycenters")
     for name, tau in taus.items():
         res = dynamics.transport.barycenter_fixed_support(
             jnp.asarray(grid),
@@ -62,7 +61,7 @@ def main():
             threshold=1e-6,
             max_iterations=3000,
         )
-        fixed[name] = (np.asarray(res.weights), int(res.n_iters), bool(res.converged))
+        fixed[name] = (np.asarray(res.histogram), int(res.n_iters), bool(res.converged))
         # particle targets: samples of each shape
         keys = jax.random.split(jax.random.key(1), 3)
         samples = [
@@ -82,16 +81,16 @@ def main():
             key=jax.random.key(2),
             lr=0.5,
             steps=100,
-            save_every=100,
+            n_save=2,
             init=0.5 + 0.15 * jax.random.normal(jax.random.key(3), (600, 2)),
             threshold=1e-4,
         )
         particles[name] = np.asarray(traj.final.positions)
-        print(
-            f"  {name}: fixed support {fixed[name][1]} iterations "
-            f"(converged {fixed[name][2]}), particles done ({time.perf_counter() - start:.0f} s)",
-            flush=True,
-        )
+        bar.update()
+    bar.close()
+    print(f"barycenters: {time.perf_counter() - start:.0f} s")
+    for name in taus:
+        print(f"  {name}: fixed support {fixed[name][1]} iterations (converged {fixed[name][2]})")
 
     print("\nVariance error of the barycenter of N(m_k, a I), a = 1 (closed form):")
     print(f"{'lambda':>8} {'tau = 0':>10} {'tau = lam/2':>12} {'tau = lam':>10}")

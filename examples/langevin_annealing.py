@@ -12,11 +12,10 @@ Run:  python examples/langevin_annealing.py [--out langevin_annealing.png]
 
 from __future__ import annotations
 
-import argparse
-
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _common import parse_args, progress  # noqa: E402
 from flowax import dynamics
 from flowax.dynamics.measures import Particles
 
@@ -26,43 +25,35 @@ def well(x):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="langevin_annealing.png")
-    args = parser.parse_args()
+    args = parse_args(__doc__, "langevin_annealing.png")
 
     m, t0 = 4000, 0.5
     energy = dynamics.measures.potential_energy(well)
     p0 = Particles(jnp.full(m, 1.0 / m), 0.3 * jax.random.normal(jax.random.key(0), (m, 1)) + 1)
-    schedules = {
-        "fixed T = 0.5": None,
-        "log annealing T0/log(e+t)": lambda t: 1.0 / jnp.log(jnp.e + t),
-        "fast annealing T0/(1+t)": lambda t: 1.0 / (1.0 + t),
+    temperatures = {
+        "fixed T = 0.5": t0,
+        "log annealing T0/log(e+t)": dynamics.measures.log_annealing(t0),
+        "fast annealing T0/(1+t)": lambda t: t0 / (1.0 + t),
     }
-    runs = {
-        name: dynamics.measures.mean_field_langevin(
-            energy,
-            p0,
-            temperature=t0,
-            schedule=s,
-            lr=0.01,
-            steps=5000,
-            key=jax.random.key(1),
-            save_every=25,
-        )
-        for name, s in schedules.items()
-    }
+    runs = {}
+    with progress(len(temperatures) + 2, args, "runs") as bar:
+        for name, temp in temperatures.items():
+            runs[name] = dynamics.measures.mean_field_langevin(
+                energy, p0, temperature=temp, lr=0.01, steps=5000, key=jax.random.key(1), n_save=201
+            )
+            bar.update()
 
-    z = jax.random.normal(jax.random.key(2), (256, 4))
-    u = jnp.array([1.0, 0.0, 0.0, 0.0])
-    y = -jax.nn.relu(z @ u)
-    risk = dynamics.measures.bilevel_two_layer_risk(z, y, reg=1e-3)
-    b0 = Particles(jnp.full(64, 1 / 64), jax.random.normal(jax.random.key(3), (64, 4)))
-    signed = {
-        temp: dynamics.measures.mean_field_langevin(
-            risk, b0, temperature=temp, lr=0.5, steps=2000, key=jax.random.key(4), save_every=10
-        )
-        for temp in (1e-5, 1e-3)
-    }
+        z = jax.random.normal(jax.random.key(2), (256, 4))
+        u = jnp.array([1.0, 0.0, 0.0, 0.0])
+        y = -jax.nn.relu(z @ u)
+        risk = dynamics.measures.bilevel_two_layer_risk(z, y, reg=1e-3)
+        b0 = Particles(jnp.full(64, 1 / 64), jax.random.normal(jax.random.key(3), (64, 4)))
+        signed = {}
+        for temp in (1e-5, 1e-3):
+            signed[temp] = dynamics.measures.mean_field_langevin(
+                risk, b0, temperature=temp, lr=0.5, steps=2000, key=jax.random.key(4), n_save=201
+            )
+            bar.update()
 
     print(
         f"{'double well, ' + str(m) + ' particles':<34} {'final mean energy':>18} "

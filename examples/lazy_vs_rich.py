@@ -19,7 +19,6 @@ Run:  python examples/lazy_vs_rich.py [--out lazy_vs_rich.png] [--quiet]
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import jax
@@ -32,6 +31,7 @@ import matplotlib  # noqa: E402
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from _common import parse_args  # noqa: E402
 from flowax import dynamics, kernels, models  # noqa: E402
 
 D, WIDTH, N, N_TEST = 16, 128, 96, 500
@@ -93,10 +93,7 @@ def build():
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default="lazy_vs_rich.png")
-    parser.add_argument("--quiet", action="store_true")
-    args = parser.parse_args()
+    args = parse_args(__doc__, "lazy_vs_rich.png")
 
     start = time.perf_counter()
     run, drift_fn, kernel_model, align0 = build()

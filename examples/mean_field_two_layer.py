@@ -11,12 +11,12 @@ Run:  python examples/mean_field_two_layer.py [--out mean_field_two_layer.png]
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _common import parse_args, progress  # noqa: E402
 from flowax import dynamics
 from flowax.dynamics.measures import Particles
 
@@ -24,9 +24,7 @@ D, N, WIDTHS, SEEDS, STEPS, LR = 6, 512, (2, 4, 16, 64, 256), 4, 8000, 0.05
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="mean_field_two_layer.png")
-    args = parser.parse_args()
+    args = parse_args(__doc__, "mean_field_two_layer.png")
 
     kt, kz = jax.random.split(jax.random.key(0))
     teacher_b = jax.random.normal(kt, (3, D)) / np.sqrt(D)
@@ -38,6 +36,7 @@ def main():
 
     results = {}
     start = time.perf_counter()
+    bar = progress(len(WIDTHS), args, "widths")
     for m in WIDTHS:
 
         def run(seed, m=m):
@@ -50,7 +49,9 @@ def main():
             )
 
         results[m] = dynamics.sweep(run, jnp.arange(SEEDS), progress=False)
-        print(f"  width {m:4d}: done ({time.perf_counter() - start:.1f} s)", flush=True)
+        bar.update()
+    bar.close()
+    print(f"{len(WIDTHS)} widths x {SEEDS} seeds: {time.perf_counter() - start:.1f} s")
 
     print(
         f"\n{'width m':>8} {'initial risk':>13} {'final risk (median of 4 seeds)':>31} "

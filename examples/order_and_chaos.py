@@ -21,8 +21,6 @@ Run:  python examples/order_and_chaos.py [--out order_and_chaos.png]
 
 from __future__ import annotations
 
-import argparse
-
 import jax
 
 jax.config.update("jax_enable_x64", True)
@@ -33,8 +31,8 @@ import matplotlib  # noqa: E402
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from _common import parse_args, progress  # noqa: E402
 from flowax import kernels  # noqa: E402
-from tqdm import tqdm  # noqa: E402
 
 DEPTHS = [1, 2, 3, 5, 10, 20, 35, 50]
 W_STD, B_STD = 1.0, 0.1
@@ -47,10 +45,7 @@ def correlation(k):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default="order_and_chaos.png")
-    parser.add_argument("--quiet", action="store_true")
-    args = parser.parse_args()
+    args = parse_args(__doc__, "order_and_chaos.png")
 
     phi = np.linspace(0, np.pi, 181)
     circle = np.zeros((phi.size, 16))
@@ -60,7 +55,8 @@ def main():
     x /= np.linalg.norm(x, axis=1, keepdims=True)
 
     results = {}
-    for name, norm in tqdm(NORMS.items(), disable=args.quiet, desc="kernels"):
+    bar = progress(len(NORMS), args, "kernels")
+    for name, norm in NORMS.items():
         rows = []
         for depth in DEPTHS:
             fn = kernels.mlp_kernel(
@@ -80,6 +76,8 @@ def main():
                 }
             )
         results[name] = rows
+        bar.update()
+    bar.close()
 
     fig, axes = plt.subplots(2, 2, figsize=(11, 8.5))
     cmap = plt.get_cmap("viridis")

@@ -20,12 +20,12 @@ Run:  python examples/quickstart.py [--out quickstart.png] [--quiet]
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _common import parse_args  # noqa: E402
 from flowax import dynamics, models
 
 WIDTHS = [6, 10, 10, 6]
@@ -53,7 +53,7 @@ def build():
             loss,
             params,
             t1=t1,
-            n_save=256,
+            n_save=257,  # t = 0, then 256 times log-spaced over five decades
             spacing="log",
             observables={"loss": lambda t, p: loss(p), "sv": singular_values},
             rtol=1e-6,
@@ -92,10 +92,7 @@ def time_to(ts, loss, level):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="quickstart.png")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    args = parser.parse_args()
+    args = parse_args(__doc__, "quickstart.png")
 
     run = build()
     start = time.perf_counter()
@@ -103,9 +100,10 @@ def main():
     jax.block_until_ready(traj)
     elapsed = time.perf_counter() - start
 
-    ts = np.asarray(traj.ts)
-    loss = np.asarray(traj.values["loss"])
-    sv = np.asarray(traj.values["sv"])
+    # drop t = 0 (the first save point) for the log-time axes
+    ts = np.asarray(traj.ts)[:, 1:]
+    loss = np.asarray(traj.values["loss"])[:, 1:]
+    sv = np.asarray(traj.values["sv"])[:, 1:]
     ok = np.asarray(traj.stats.ok)
     steps = np.asarray(traj.stats.num_steps)
 

@@ -16,11 +16,10 @@ Run:  python examples/sparse_deconvolution.py [--out sparse_deconvolution.png]
 
 from __future__ import annotations
 
-import argparse
-
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _common import parse_args, progress  # noqa: E402
 from flowax import dynamics
 from flowax.dynamics.measures import Particles
 
@@ -43,9 +42,7 @@ def summarize(final, spikes=SPIKES):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="sparse_deconvolution.png")
-    args = parser.parse_args()
+    args = parse_args(__doc__, "sparse_deconvolution.png")
 
     y = dynamics.measures.fourier_features(jnp.asarray(SPIKES), K).T @ jnp.asarray(AMPS)
     y = y + SIGMA * jax.random.normal(jax.random.key(0), y.shape)
@@ -63,12 +60,13 @@ def main():
         "WFR (conic GD)": dict(alpha=alpha, beta=1.0),
         "fixed grid (Fisher-Rao)": dict(alpha=0.0, beta=1.0),
     }
-    trajs = {
-        name: dynamics.measures.conic_particle_gd(
-            objective, p0, lr=LR, steps=STEPS, n_save=STEPS // 40 + 1, observables=obs, **rates
-        )
-        for name, rates in runs.items()
-    }
+    trajs = {}
+    with progress(len(runs), args, "runs") as bar:
+        for name, rates in runs.items():
+            trajs[name] = dynamics.measures.conic_particle_gd(
+                objective, p0, lr=LR, steps=STEPS, n_save=STEPS // 40 + 1, observables=obs, **rates
+            )
+            bar.update()
 
     print(f"{len(SPIKES)} spikes, K = {K}, noise {SIGMA}, {M} particles, {STEPS} steps each")
     print(f"{'method':<26} {'objective':>10} {'max |pos err|':>14} {'max |mass err|':>15}")

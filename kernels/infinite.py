@@ -104,11 +104,12 @@ def _quadrature(phi, degree):
 
     def moments(q1, q2, k12):
         q1, q2, k12 = jnp.broadcast_arrays(q1, q2, k12)
+        z_, w_ = z.astype(q1.dtype), w.astype(q1.dtype)  # nodes in the kernel's dtype
         s1, s2 = jnp.sqrt(q1), jnp.sqrt(q2)
         c = jnp.clip(k12 / (s1 * s2), -1.0, 1.0)
         r = jnp.sqrt(1 - c**2)
         lead = (1,) * s1.ndim
-        za, zb = z.reshape(*lead, -1, 1), z.reshape(*lead, 1, -1)  # the two GH axes
+        za, zb = z_.reshape(*lead, -1, 1), z_.reshape(*lead, 1, -1)  # the two GH axes
 
         def col(a):
             return a[..., None, None]
@@ -116,10 +117,10 @@ def _quadrature(phi, degree):
         def expect(f):
             u = col(s1) * za + 0 * zb
             v = col(s2) * (col(c) * za + col(r) * zb)
-            return jnp.einsum("...ab,a,b->...", f(u) * f(v), w, w)
+            return jnp.einsum("...ab,a,b->...", f(u) * f(v), w_, w_)
 
-        mean1 = jnp.einsum("...a,a->...", phi(s1[..., None] * z.reshape(*lead, -1)), w)
-        mean2 = jnp.einsum("...a,a->...", phi(s2[..., None] * z.reshape(*lead, -1)), w)
+        mean1 = jnp.einsum("...a,a->...", phi(s1[..., None] * z_.reshape(*lead, -1)), w_)
+        mean2 = jnp.einsum("...a,a->...", phi(s2[..., None] * z_.reshape(*lead, -1)), w_)
         return expect(phi), expect(dphi), (mean1, mean2)
 
     return moments

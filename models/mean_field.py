@@ -6,10 +6,12 @@ parameters ``W_1 = [w_1 .. w_m] [d, m]`` and ``W_2 = [a_1 .. a_m]^T [m, 1]``. Th
 ``f_mu(x) = sum_i w_i A_i phi(<B_i, x>)`` of the measure ``mu = (1/m) sum_i delta_{(A_i, B_i)}``
 with ``A_i = s a_i`` and ``B_i = (s / sqrt(d)) w_i``: the measure that
 `flowax.dynamics.measures.two_layer_risk` takes (Chizat and Bach 2018; Mei, Montanari and Nguyen
-2018). Gradient flow of the parameters and the Wasserstein flow of ``mu`` are then the same
-dynamics up to a per-coordinate time change: with ``L(theta) = F(mu_theta)``,
-``dA_i/dt = -m s^2 dL/dA_i`` reads ``dA_i/dt = -s^2 grad_A V(A_i, B_i)`` and likewise
-``dB_i/dt = -(s^2 / d) grad_B V``.
+2018). With ``L(theta) = F(mu_theta)`` and ``V`` the first variation of ``F``,
+``dL/da_i = (s / m) grad_A V(A_i, B_i)`` and ``dL/dw_i = (s / (m sqrt(d))) grad_B V(A_i, B_i)``,
+so gradient flow of the parameters is the Wasserstein flow of ``mu`` slowed down by ``m``:
+``dA_i/dt = -(s^2 / m) grad_A V`` and ``dB_i/dt = -(s^2 / (m d)) grad_B V`` (the mean-field
+time scale: parameter-space descent with a learning rate ``m`` times larger follows the measure
+flow).
 """
 
 from __future__ import annotations
@@ -36,6 +38,11 @@ def two_layer_to_particles(params, *, weight_std: float = 1.0) -> Particles:
       params: ``({"w": [d, m]}, {"w": [m, 1]})`` of ``two_layer(m, d_in=d, d_out=1,
         parametrization="mean_field", weight_std=weight_std)`` without biases.
       weight_std: the network's ``weight_std`` ``s``.
+
+    Example:
+      >>> params = two_layer(8, d_in=3, weight_std=2.0).init(jax.random.key(0))
+      >>> two_layer_to_particles(params, weight_std=2.0).positions.shape
+      (8, 4)
 
     Returns:
       `Particles` with ``weights [m] = 1/m`` and ``positions [m, 1 + d] = (A_i, B_i)``.

@@ -83,7 +83,8 @@ def mlp(
       use_bias: whether layers have biases; default ``bias_std > 0``.
 
     Returns:
-      ``Model(init, apply)``; params are a tuple of ``{"w": [n_{l-1}, n_l], "b": [n_l]}`` dicts.
+      ``Model(init, apply)``; params are a tuple of ``{"w": [n_{l-1}, n_l], "b": [n_l]}`` dicts,
+      of the dtype of ``scale`` (a Python float gives the default float).
 
     Example:
       >>> model = mlp([3, 64, 1], activation="tanh", parametrization="ntk")
@@ -113,7 +114,7 @@ def mlp(
 
     def init(key, scale=1.0):
         keys = jax.random.split(key, 2 * len(consts))
-        dtype = jnp.result_type(float)
+        dtype = jnp.result_type(scale, float)  # float32 scales give float32 parameters
         params = []
         for l, (w_std, _, b_std, _) in enumerate(consts):
             shape = (widths[l], widths[l + 1])

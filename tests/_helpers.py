@@ -26,8 +26,8 @@ def tree_allclose(a, b, *, rtol=None, atol=0.0):
 
 def tree_dtypes(tree):
     """The set of dtypes of the floating leaves of a pytree."""
-    return {
-        np.dtype(np.asarray(x).dtype)
+    dtypes = {
+        np.dtype(getattr(x, "dtype", None) or np.asarray(x).dtype)
         for x in jax.tree_util.tree_leaves(tree)
-        if np.issubdtype(np.asarray(x).dtype, np.floating)
     }
+    return {d for d in dtypes if np.issubdtype(d, np.floating)}

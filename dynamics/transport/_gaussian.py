@@ -38,14 +38,14 @@ def gaussian_entropic_ot(mean_a, cov_a, mean_b, cov_b, *, lam):
         return (vecs * jnp.sqrt(jnp.maximum(vals, 0))[None, :]) @ vecs.T
 
     ra = sqrtm(cov_a)
-    dmat = sqrtm(4 * ra @ cov_b @ ra + s2**2 * jnp.eye(d))
+    dmat = sqrtm(4 * ra @ cov_b @ ra + s2**2 * jnp.eye(d, dtype=cov_a.dtype))
     ot = (
         jnp.sum((mean_a - mean_b) ** 2)
         + jnp.trace(cov_a)
         + jnp.trace(cov_b)
         - jnp.trace(dmat)
         + d * s2 * (1 - jnp.log(2 * s2))
-        + s2 * jnp.linalg.slogdet(dmat + s2 * jnp.eye(d))[1]
+        + s2 * jnp.linalg.slogdet(dmat + s2 * jnp.eye(d, dtype=cov_a.dtype))[1]
     )
     return ot / 2
 
