@@ -108,10 +108,24 @@ _GRID = dynamics.transport.TensorGrid((jnp.linspace(0, 1, 3), jnp.linspace(0, 1,
             ),
             r"support.axes\[1\]",
         ),
-        (lambda: models.multi_index_teacher(jax.random.key(0), d_in=3, n=4, k=4), "k"),
-        (lambda: models.linear_teacher(jax.random.key(0), d_in=6, d_out=6, n=4), "n: whitening"),
+        (lambda: models.multi_index_teacher(jax.random.key(0), d_in=3, n=4, k=4), r"^k: expected 1 <= k <= d_in"),
+        (lambda: models.linear_teacher(jax.random.key(0), d_in=6, d_out=6, n=4), "^n: whitening"),
     ],
 )
 def test_value_error_names_the_argument(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_simplex_tolerance_is_dtype_aware():
+    # float32 weights normalized as r / r.sum() are off from 1 by a few ulps: accepted (the
+    # fixed 1e-9 tolerance rejected about a quarter of such draws); a real error is not
+    import numpy as np
+    from flowax.models import _checks
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        r = rng.uniform(size=7).astype(np.float32)
+        _checks.check_simplex("weights", r / r.sum(), 7)
+    with pytest.raises(ValueError, match="^weights: expected nonnegative finite weights"):
+        _checks.check_simplex("weights", np.full(7, 1 / 7, np.float32) * 1.001, 7)
