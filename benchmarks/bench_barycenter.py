@@ -57,11 +57,11 @@ def calibrate(make, ref, target):
     return LADDER[-1]
 
 
-def problems(rng):
-    x = np.linspace(0, 1, 2000)
+def problems(rng, n1=2000, m2=100):
+    x = np.linspace(0, 1, n1)
     c, s = rng.uniform(0.25, 0.75, K), rng.uniform(0.03, 0.08, K)
     h1 = np.exp(-0.5 * ((x[None, :] - c[:, None]) / s[:, None]) ** 2) + 1e-12
-    t = np.linspace(0, 1, 100)
+    t = np.linspace(0, 1, m2)
     xx, yy = np.meshgrid(t, t, indexing="ij")
     c2, s2 = rng.uniform(0.3, 0.7, (K, 2)), rng.uniform(0.05, 0.1, K)
     h2 = np.stack(
@@ -131,9 +131,11 @@ def flowax_rows(support, hist, w, ref, ref_half, r):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="n = 400, 40 x 40, no POT log run")
     args = parser.parse_args()
-    r = args.repeats
-    (x, h1), (t, h2) = problems(np.random.default_rng(0))
+    r = 1 if args.quick else args.repeats
+    sizes = (400, 40) if args.quick else (2000, 100)
+    (x, h1), (t, h2) = problems(np.random.default_rng(0), *sizes)
     w = np.full(K, 1.0 / K)
     print(f"jax {jax.__version__}, POT {ot.__version__}, device {jax.devices()[0].device_kind}")
 
@@ -156,16 +158,17 @@ def main():
     rows.append(
         (f"POT barycenter (kernel), stopThr {thr:.0e}", first, best, log["niter"], l1(bar, ref))
     )
-    first, _, (bar, log) = timed(pot(thr, "sinkhorn_log"), 0)
-    name = f"POT barycenter sinkhorn_log, stopThr {thr:.0e} (1 run)"
-    rows.append((name, first, first, log["niter"], l1(bar, ref)))
+    if not args.quick:  # about a minute at n = 2000
+        first, _, (bar, log) = timed(pot(thr, "sinkhorn_log"), 0)
+        name = f"POT barycenter sinkhorn_log, stopThr {thr:.0e} (1 run)"
+        rows.append((name, first, first, log["niter"], l1(bar, ref)))
     geom = pointcloud.PointCloud(x[:, None], x[:, None], epsilon=LAM, scale_cost=2.0)
     for lse in (False, True):
         thr = calibrate(lambda t_, lse=lse: ott_solver(geom, a.T, w, t_, lse), ref, target)
         first, best, bar = timed(ott_solver(geom, a.T, w, thr, lse), r)
         name = f"ott FixedBarycenter ({'log' if lse else 'kernel'}), threshold {thr:.0e}"
         rows.append((name, first, best, "", l1(bar, ref)))
-    title = f"1-D: K = {K} histograms, n = 2000, lambda = {LAM}, float64"
+    title = f"1-D: K = {K} histograms, n = {len(x)}, lambda = {LAM}, float64"
     report(title, rows + tail, rows[0][2], rows[1][2])
 
     # ---------------- 2-D ----------------
@@ -194,14 +197,14 @@ def main():
     first, _, out = timed(flowax_solver(grid2.points, flat, w, LAM, 1e-6, mode="kernel"), 0)
     name = "flowax, tau = lam, the grid as a point cloud (dense, 1 run)"
     rows.append((name, first, first, int(out.n_iters), l1(out.histogram, ref)))
-    title = f"2-D: K = {K} images, 100 x 100, lambda = {LAM}, float64"
+    title = f"2-D: K = {K} images, {len(t)} x {len(t)}, lambda = {LAM}, float64"
     report(title, rows + tail, rows[0][2], rows[1][2])
     print("(tau = lam/2 rows: L1 to the tau = lam/2 barycenter)")
 
     # ---------------- scaling ----------------
     print("\nTime per iteration on m x m grids (50 iterations, kernel mode, tau = lam):")
     print(f"{'m':>5s} {'N':>7s} {'separable ms':>13s} {'dense ms':>9s} {'dense/separable':>16s}")
-    for m in (25, 50, 100, 200):
+    for m in (25, 50) if args.quick else (25, 50, 100, 200):
         tm = jnp.linspace(0, 1, m)
         g = dynamics.transport.TensorGrid((tm, tm))
         hm = jax.image.resize(jnp.asarray(h2), (K, m, m), "linear")

@@ -88,11 +88,14 @@ def _timeit(fn):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="m = n = 1024, a short scaling")
     args = parser.parse_args()
+    if args.quick:
+        args.repeats = 2
     rate = matmul_rate(args.repeats)
     print(f"jax {jax.__version__}, numpy {np.__version__}, devices {jax.devices()}")
     print(f"float32 matmul rate (XLA, 2048^3): {rate:.1f} GFLOP/s")
-    m, d, n = 4096, 64, 4096
+    m, d, n = (1024, 64, 1024) if args.quick else (4096, 64, 4096)
     c, t_fx, t_np, flops = one_size(m, d, n, args.repeats)
     gf = flops / t_fx / 1e9
     print(f"\nm = {m}, d = {d}, n = {n}, one step ({flops / 1e9:.2f} GFLOP):")
@@ -109,7 +112,7 @@ def main():
     print("\nScaling in m (d = 64, n = 4096):")
     print("| m | flowax ms | ms per 1000 particles | GFLOP/s |")
     print("|---|---|---|---|")
-    for m in (256, 1024, 4096, 16384, 65536):
+    for m in (256, 1024) if args.quick else (256, 1024, 4096, 16384, 65536):
         _, t, _, flops = one_size(m, d, n, max(2, args.repeats // 2), with_numpy=False)
         print(f"| {m} | {t * 1e3:.1f} | {t * 1e6 / m:.2f} | {flops / t / 1e9:.1f} |")
 

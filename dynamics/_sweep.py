@@ -119,8 +119,11 @@ def sweep(
       succeed is solved again alone in the same program, so its report is its own. Results of ok
       lanes match their own solves to the tolerance and depend (within it) on which lanes share
       a chunk; the chunk takes as many steps as its hardest lane: put lanes of similar
-      difficulty in one chunk (grids sorted by scale are). Best where lanes are cheap to batch
-      (accelerators, large states). Fixed-step solves and discrete loops are plain ``vmap``.
+      difficulty in one chunk (grids sorted by scale are). Lanes share a solve only when they
+      share the normalized save grid: with per-lane horizons ``t1``, save with ``n_save`` /
+      ``spacing`` (positions in ``[t0, t1]``), not with ``ts`` computed from each lane's ``t1``.
+      Best where lanes are cheap to batch (accelerators, large states). Fixed-step solves and
+      discrete loops are plain ``vmap``.
     * ``"map"``: each device runs its lanes one after the other (``shard_map`` of ``lax.map``):
       every lane is its own solve, as in a Python loop, but in one compiled program on every
       device at once. Best on CPUs, where XLA runs a batch of small matrix products one after

@@ -108,7 +108,10 @@ _GRID = dynamics.transport.TensorGrid((jnp.linspace(0, 1, 3), jnp.linspace(0, 1,
             ),
             r"support.axes\[1\]",
         ),
-        (lambda: models.multi_index_teacher(jax.random.key(0), d_in=3, n=4, k=4), r"^k: expected 1 <= k <= d_in"),
+        (
+            lambda: models.multi_index_teacher(jax.random.key(0), d_in=3, n=4, k=4),
+            r"^k: expected 1 <= k <= d_in",
+        ),
         (lambda: models.linear_teacher(jax.random.key(0), d_in=6, d_out=6, n=4), "^n: whitening"),
     ],
 )

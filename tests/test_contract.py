@@ -439,6 +439,53 @@ def case_effective_rank(dtype):
     return (lambda a: kernels.effective_rank(a @ a.T, kind="participation")), k, 2 * k + 1
 
 
+def _curvature_case(fn, dtype):
+    params = NET.init(KEY, _arr(1.0, dtype))
+    x = jax.random.normal(jax.random.key(7), (4, 3), dtype)
+
+    def loss(p, x):
+        return jnp.mean((NET.apply(p, x) - 1.0) ** 2)
+
+    return (lambda z: fn(loss, params, z)), x, 2 * x
+
+
+def case_hvp(dtype):
+    return _curvature_case(
+        lambda loss, p, x: kernels.hvp(loss, p, jax.tree_util.tree_map(jnp.ones_like, p), x),
+        dtype,
+    )
+
+
+def case_gnvp(dtype):
+    return _curvature_case(
+        lambda loss, p, x: kernels.gnvp(NET.apply, p, x, jax.tree_util.tree_map(jnp.ones_like, p)),
+        dtype,
+    )
+
+
+def case_top_eigenpairs(dtype):
+    return _curvature_case(
+        lambda loss, p, x: kernels.top_eigenpairs(loss, p, x, k=2, num_iters=8, key=KEY).values,
+        dtype,
+    )
+
+
+def case_spectral_density(dtype):
+    return _curvature_case(
+        lambda loss, p, x: kernels.spectral_density(loss, p, x, key=KEY, num_probes=2, num_iters=4),
+        dtype,
+    )
+
+
+def case_hessian_trace(dtype):
+    return _curvature_case(
+        lambda loss, p, x: kernels.hessian_trace(
+            loss, p, x, key=KEY, num_probes=6, method="hutch++"
+        ),
+        dtype,
+    )
+
+
 CASES = {name[5:]: fn for name, fn in sorted(globals().items()) if name.startswith("case_")}
 
 # vmap of an adaptive solve batches diffrax's controller: each lane keeps its own steps, but a
@@ -528,7 +575,7 @@ BAD = [
     (lambda: measures.fourier_features(jnp.ones((3, 2)), 2), "x"),
     (lambda: measures.sparse_deconvolution(jnp.ones(5), cutoff=2, reg=-1.0), "reg"),
     (lambda: transport.entropic_ot(P, P, lam=-0.1), "lam"),
-    (lambda: transport.entropic_ot(P, P, lam=0.1, threshold=0.0), "threshold"),
+    (lambda: transport.entropic_ot(P, P, lam=0.1, threshold=-1.0), "threshold"),
     (
         lambda: transport.sinkhorn_divergence(P, P._replace(weights=2 * P.weights), lam=0.1),
         "nu.weights",
@@ -598,6 +645,14 @@ BAD = [
     (lambda: kernels.kernel_flow(jnp.ones((2, 3)), jnp.ones(2)), "ntk_train"),
     (lambda: kernels.kernel_alignment(jnp.ones((2, 3)), jnp.ones(2)), "kernel"),
     (lambda: kernels.effective_rank(jnp.eye(2), kind="stable"), "kind"),
+    (lambda: kernels.hvp(_quad, jnp.ones(2), jnp.ones(3)), "v"),
+    (lambda: kernels.top_eigenpairs(_quad, jnp.ones(2), k=3, num_iters=3, key=KEY), "k"),
+    (lambda: kernels.top_eigenpairs(_quad, jnp.ones(2), key=NOT_A_KEY), "key"),
+    (lambda: kernels.spectral_density(_quad, jnp.ones(2), key=KEY, num_iters=0), "num_iters"),
+    (
+        lambda: kernels.hessian_trace(_quad, jnp.ones(2), key=KEY, num_probes=2, method="hutch++"),
+        "num_probes",
+    ),
 ]
 
 

@@ -102,7 +102,7 @@ def entropic_ot(
     from ott.solvers.linear import sinkhorn
 
     _check_pair(mu, nu, lam)
-    _checks.check_positive("threshold", threshold)
+    _checks.check_positive("threshold", threshold, allow_zero=True)
     max_iterations = _checks.check_positive_int("max_iterations", max_iterations)
     # ott-jax relies on implicit rank promotion; keep a user's strict setting out of it
     with jax.numpy_rank_promotion("allow"):
@@ -146,7 +146,7 @@ def sinkhorn_divergence(
     from ott.tools import sinkhorn_divergence as sd
 
     _check_pair(mu, nu, lam)
-    _checks.check_positive("threshold", threshold)
+    _checks.check_positive("threshold", threshold, allow_zero=True)
     max_iterations = _checks.check_positive_int("max_iterations", max_iterations)
     with jax.numpy_rank_promotion("allow"):
         return sd.sinkdiv(

@@ -277,7 +277,7 @@ def barycenter_fixed_support(
       only (no reverse mode through it).
     """
     _checks.check_option("mode", mode, MODES)
-    _checks.check_positive("threshold", threshold)
+    _checks.check_positive("threshold", threshold, allow_zero=True)  # 0: max_iterations exactly
     if isinstance(support, TensorGrid):
         for a, ax in enumerate(support.axes):
             if np.ndim(ax) != 1 or np.shape(ax)[0] < 1:
