@@ -262,3 +262,26 @@ def test_bad_input(quadratic):
         kernels.hessian_trace(loss, p, key=key, method="exact")
     with pytest.raises(ValueError, match="^loss: expected one of"):
         kernels.gnvp(lambda q, x: x, p, jnp.ones((2, 1)), p, loss="hinge")
+
+
+def test_gd_on_a_quadratic_is_bounded_iff_the_step_is_below_two_over_the_sharpness(quadratic):
+    # GD on 1/2 x^T A x (A positive definite: the test matrix shifted by 3.5, spectrum in
+    # [0.5, 12.5]) multiplies the top eigen-component by (1 - eta lambda_max) per step: bounded
+    # iff eta < 2 / lambda_max (the edge of stability's threshold), with lambda_max the sharpness
+    # that Lanczos finds
+    a = jnp.asarray(quadratic[0]) + 3.5 * jnp.eye(N)
+    x0 = jnp.asarray(np.random.default_rng(7).standard_normal(N))
+    top = float(
+        kernels.sharpness(lambda x: 0.5 * x @ a @ x, x0, key=jax.random.key(0), num_iters=N)
+    )
+    np.testing.assert_allclose(top, 12.5, rtol=1e-10)
+
+    def final_norm(eta):
+        x = jax.lax.fori_loop(0, 400, lambda _, x: x - eta * (a @ x), x0)
+        return float(jnp.linalg.norm(x))
+
+    # per step the top component shrinks by |1 - 1.96| = 0.96 (0.96^400 = 8e-8) or grows by
+    # 1.04 (1.04^400 = 6.5e6); the others contract faster
+    norm0 = float(jnp.linalg.norm(x0))
+    assert final_norm(0.98 * 2 / top) < 1e-6 * norm0
+    assert final_norm(1.02 * 2 / top) > 1e5 * norm0
