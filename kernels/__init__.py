@@ -5,12 +5,15 @@ from .curvature import (
     Eigen,
     SpectralDensity,
     TraceEstimate,
+    Tracked,
+    TrackState,
     gnvp,
     hessian_trace,
     hvp,
     sharpness,
     spectral_density,
     top_eigenpairs,
+    track_sharpness,
 )
 from .empirical import METHODS, empirical_ntk
 from .infinite import CLOSED_FORMS, NORMALIZATIONS, Kernel, mlp_kernel
@@ -22,6 +25,8 @@ __all__ = [
     "Eigen",
     "SpectralDensity",
     "TraceEstimate",
+    "TrackState",
+    "Tracked",
     "METHODS",
     "NORMALIZATIONS",
     "Kernel",
@@ -38,4 +43,5 @@ __all__ = [
     "sharpness",
     "spectral_density",
     "top_eigenpairs",
+    "track_sharpness",
 ]
