@@ -12,6 +12,7 @@ bench:
 	$(BIN)/python benchmarks/bench_sweep.py
 	$(BIN)/python benchmarks/bench_particles.py
 	$(BIN)/python benchmarks/bench_barycenter.py
+	$(BIN)/python benchmarks/bench_curvature.py
 
 lint:
 	$(BIN)/pip install -q -e ".[dev]"
