@@ -1,19 +1,17 @@
 """flowax.kernels: empirical and infinite-width neural tangent kernels, linearized dynamics,
 kernel monitors, curvature (Hessian / Gauss-Newton products, Lanczos, SLQ, trace)."""
 
+from ._tracking import Tracked, TrackState, track_sharpness
 from .curvature import (
     Eigen,
     SpectralDensity,
     TraceEstimate,
-    Tracked,
-    TrackState,
     gnvp,
     hessian_trace,
     hvp,
     sharpness,
     spectral_density,
     top_eigenpairs,
-    track_sharpness,
 )
 from .empirical import METHODS, empirical_ntk
 from .infinite import CLOSED_FORMS, NORMALIZATIONS, Kernel, mlp_kernel

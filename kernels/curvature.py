@@ -32,8 +32,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from ..dynamics._iterate import Stepper
 from ..models import _checks
+from ._lanczos import lanczos, start_vector, tridiag
 
 PyTree = Any
 WHICH = ("largest", "smallest")
@@ -132,64 +132,6 @@ def _flat_operator(loss, params, operator, args):
     return mv, unravel, flat.shape[0], dtype
 
 
-def _orth(w, basis, mask):
-    """``w`` minus its projection on the rows of ``basis`` selected by ``mask``, twice."""
-    for _ in range(2):
-        w = w - basis.T @ (mask * (basis @ w))
-    return w
-
-
-def lanczos(mv, q0, m: int, key) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """``m`` steps of Lanczos with full reorthogonalization from the unit vector ``q0``.
-
-    Returns ``(alpha [m], beta [m - 1], Q [m, n])``: ``T = tridiag(beta, alpha, beta)`` and the
-    orthonormal basis ``Q``. On breakdown (``beta_j`` at rounding level) the next basis vector is
-    a random one orthogonal to the basis and ``beta_j = 0``.
-    """
-    n = q0.shape[0]
-    dtype = q0.dtype
-    # a coupling at rounding level after two reorthogonalizations: the Krylov space is exhausted
-    tiny = 10 * np.sqrt(n) * jnp.finfo(dtype).eps
-
-    def body(carry, j):
-        basis, prev_beta, scale = carry
-        q = basis[j]
-        w = mv(q)
-        alpha = q @ w
-        mask = (jnp.arange(m) <= j).astype(dtype)
-        w = _orth(w, basis, mask)
-        beta = jnp.linalg.norm(w)
-        scale = jnp.maximum(scale, jnp.abs(alpha) + prev_beta + beta)
-        broken = beta <= tiny * scale
-
-        def restart(_):
-            fresh = _orth(jax.random.normal(jax.random.fold_in(key, j), (n,), dtype), basis, mask)
-            return fresh / jnp.linalg.norm(fresh)
-
-        nxt = jax.lax.cond(broken, restart, lambda _: w / beta, None)
-        beta = jnp.where(broken, 0.0, beta)
-        basis = jnp.where(j + 1 < m, basis.at[jnp.minimum(j + 1, m - 1)].set(nxt), basis)
-        return (basis, beta, scale), (alpha, beta)
-
-    basis0 = jnp.zeros((m, n), dtype).at[0].set(q0)
-    (basis, _, _), (alpha, beta) = jax.lax.scan(
-        body, (basis0, jnp.zeros((), dtype), jnp.zeros((), dtype)), jnp.arange(m)
-    )
-    return alpha, beta[:-1], basis
-
-
-def _tridiag(alpha, beta):
-    return jnp.diag(alpha) + jnp.diag(beta, 1) + jnp.diag(beta, -1)
-
-
-def _start(key, v0, n, dtype):
-    if v0 is None:
-        q = jax.random.normal(key, (n,), dtype)
-    else:
-        q = ravel_pytree(v0)[0].astype(dtype)
-    return q / jnp.linalg.norm(q)
-
-
 def top_eigenpairs(
     loss: Callable[..., jax.Array] | None,
     params: PyTree,
@@ -242,8 +184,8 @@ def top_eigenpairs(
         raise ValueError(f"num_iters: expected at least k = {k}, got {num_iters}")
     m = min(num_iters, n)
     k1, k2 = jax.random.split(key)
-    alpha, beta, basis = lanczos(mv, _start(k1, v0, n, dtype), m, k2)
-    theta, s = jnp.linalg.eigh(_tridiag(alpha, beta))
+    alpha, beta, basis = lanczos(mv, start_vector(k1, v0, n, dtype), m, k2)
+    theta, s = jnp.linalg.eigh(tridiag(alpha, beta))
     order = jnp.arange(m)[::-1][:k] if which == "largest" else jnp.arange(k)
     theta, s = theta[order], s[:, order]
     y = (basis.T @ s).T  # [k, n]
@@ -313,7 +255,7 @@ def spectral_density(
         k1, k2 = jax.random.split(k)
         v = jax.random.rademacher(k1, (n,), dtype)
         alpha, beta, _ = lanczos(mv, v / jnp.linalg.norm(v), m, k2)
-        theta, s = jnp.linalg.eigh(_tridiag(alpha, beta))
+        theta, s = jnp.linalg.eigh(tridiag(alpha, beta))
         return theta, s[0] ** 2
 
     nodes, weights = jax.vmap(one)(jax.random.split(key, num_probes))
@@ -375,111 +317,3 @@ def hessian_trace(
 
     rest, err = hutchinson(k2, num_probes - 2 * s, deflate)
     return TraceEstimate(exact + rest, err)
-
-
-class Tracked(NamedTuple):
-    """What observables see of a `track_sharpness` state: the parameters and the sharpness
-    estimate at them (``nan`` between updates is never shown: it is set at ``init``)."""
-
-    params: PyTree
-    sharpness: jax.Array
-
-
-class TrackState(NamedTuple):
-    """State of `track_sharpness`: the wrapped stepper's state, the top eigenvector estimate
-    (pytree like the parameters, the next warm start), the sharpness, whether the last Lanczos
-    run converged, and the step count (int32)."""
-
-    inner: PyTree
-    vector: PyTree
-    sharpness: jax.Array
-    converged: jax.Array
-    count: jax.Array
-
-
-def track_sharpness(
-    stepper,
-    loss: Callable[[PyTree], jax.Array],
-    *,
-    key: jax.Array,
-    every: int = 1,
-    num_iters: int = 5,
-    cold_iters: int = 30,
-    tol: float = 1e-3,
-):
-    """Wraps a `flowax.dynamics.Stepper` so that its state carries the sharpness of ``loss``.
-
-    At ``init`` a cold Lanczos run (``cold_iters`` steps) finds the top Hessian eigenpair; then
-    every ``every`` steps ``num_iters`` Lanczos steps warm-started at the previous top
-    eigenvector update it: along training the eigenvector moves little, so a few
-    Hessian-vector products per update replace a cold run (``benchmarks`` measure it). Run it
-    with `flowax.dynamics.iterate` (observables see `Tracked(params, sharpness)`, e.g.
-    ``{"sharpness": lambda t, x: x.sharpness, "loss": lambda t, x: loss(x.params)}``; save at
-    multiples of ``every``), or step it in your own loop. Whether every Lanczos update met
-    ``tol`` is folded into ``stats.inner_ok``. The cadence is a ``cond`` on the step count: a
-    real branch in a lone run or a ``sweep(batching="map")``, both branches under ``vmap``.
-
-    Edge of stability (Cohen et al. 2021, "Gradient descent on neural networks typically occurs
-    at the edge of stability"): full-batch GD with step ``eta`` drives this value up to about
-    ``2 / eta`` and keeps it there.
-
-    Args:
-      stepper: the `Stepper` to wrap (e.g. `flowax.dynamics.descent_step`).
-      loss: ``loss(params) -> scalar`` whose Hessian is tracked (full batch, or a fixed batch).
-      key: PRNG key of the Lanczos start vectors.
-      every: steps between updates (Python int >= 1).
-      num_iters, cold_iters: Lanczos steps of a warm update and of the cold start.
-      tol: relative residual for ``converged``.
-
-    Returns:
-      ``Stepper(init(x, *, key=None) -> TrackState, step(state, args=None), value -> Tracked,
-      inner_ok)``.
-    """
-    if not isinstance(stepper, Stepper):
-        raise ValueError(
-            f"stepper: expected a flowax.dynamics.Stepper, got {type(stepper).__name__}"
-        )
-    _checks.check_callable("loss", loss)
-    _checks.check_key("key", key)
-    every = _checks.check_positive_int("every", every)
-    num_iters = _checks.check_positive_int("num_iters", num_iters)
-    cold_iters = _checks.check_positive_int("cold_iters", cold_iters)
-    _checks.check_positive("tol", tol)
-
-    def top(params, n, k, v0):
-        eig = top_eigenpairs(loss, params, k=1, num_iters=n, key=k, tol=tol, v0=v0)
-        return jax.tree_util.tree_map(lambda v: v[0], eig.vectors), eig.values[0], eig.converged
-
-    def init(x, *, key=None):
-        inner = stepper.init(x) if key is None else stepper.init(x, key=key)
-        params = stepper.value(inner)
-        n = ravel_pytree(params)[0].shape[0]
-        vec, value, ok = top(params, min(cold_iters, n), jax.random.fold_in(key_, 0), None)
-        return TrackState(inner, vec, value, ok, jnp.zeros((), jnp.int32))
-
-    key_ = key
-
-    def step(state, args=None):
-        inner = stepper.step(state.inner, args)
-        count = state.count + 1
-        params = stepper.value(inner)
-        n = ravel_pytree(params)[0].shape[0]
-
-        def update(_):
-            return top(params, min(num_iters, n), jax.random.fold_in(key_, count + 1), state.vector)
-
-        def keep(_):
-            return state.vector, state.sharpness, state.converged
-
-        vec, value, ok = jax.lax.cond(count % every == 0, update, keep, None)
-        return TrackState(inner, vec, value, ok, count)
-
-    def inner_ok(state):
-        ok = state.converged
-        if stepper.inner_ok is not None:
-            ok = ok & stepper.inner_ok(state.inner)
-        return ok
-
-    return Stepper(
-        init, step, value=lambda s: Tracked(stepper.value(s.inner), s.sharpness), inner_ok=inner_ok
-    )

@@ -486,6 +486,18 @@ def case_hessian_trace(dtype):
     )
 
 
+def case_track_sharpness(dtype):
+    def fn(loss, p, x):
+        full = lambda q: loss(q, x)  # noqa: E731
+        tracked = kernels.track_sharpness(
+            dynamics.descent_step(full, lr=0.05), full, key=KEY, every=2, num_iters=4
+        )
+        state = tracked.step(tracked.step(tracked.init(p)))
+        return tracked.value(state).sharpness, tracked.inner_ok(state)
+
+    return _curvature_case(fn, dtype)
+
+
 CASES = {name[5:]: fn for name, fn in sorted(globals().items()) if name.startswith("case_")}
 
 # vmap of an adaptive solve batches diffrax's controller: each lane keeps its own steps, but a
@@ -648,6 +660,13 @@ BAD = [
     (lambda: kernels.hvp(_quad, jnp.ones(2), jnp.ones(3)), "v"),
     (lambda: kernels.top_eigenpairs(_quad, jnp.ones(2), k=3, num_iters=3, key=KEY), "k"),
     (lambda: kernels.top_eigenpairs(_quad, jnp.ones(2), key=NOT_A_KEY), "key"),
+    (lambda: kernels.track_sharpness(_quad, _quad, key=KEY), "stepper"),
+    (
+        lambda: kernels.track_sharpness(
+            dynamics.descent_step(_quad, lr=0.1), _quad, key=KEY, every=0
+        ),
+        "every",
+    ),
     (lambda: kernels.spectral_density(_quad, jnp.ones(2), key=KEY, num_iters=0), "num_iters"),
     (
         lambda: kernels.hessian_trace(_quad, jnp.ones(2), key=KEY, num_probes=2, method="hutch++"),
