@@ -54,12 +54,6 @@ def check_positive(name: str, value: Any, *, allow_zero: bool = False) -> None:
         raise ValueError(f"{name}: expected a finite scalar {want}, got {value!r}")
 
 
-def check_positive_or_schedule(name: str, value: Any) -> None:
-    """A positive scalar, or a callable ``value(t)`` (a schedule; checked where it is traced)."""
-    if not callable(value):
-        check_positive(name, value)
-
-
 def check_int(name: str, value: Any, *, minimum: int = 1) -> int:
     """Returns ``int(value)`` for a Python or NumPy integer >= ``minimum``; raises otherwise."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
