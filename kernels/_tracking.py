@@ -86,6 +86,8 @@ def track_sharpness(
     cold_iters = _checks.check_positive_int("cold_iters", cold_iters)
     _checks.check_positive("tol", tol)
 
+    key_ = key  # init's own `key` keyword (the wrapped stepper's) shadows this one
+
     def top(params, n, k, v0):
         eig = top_eigenpairs(loss, params, k=1, num_iters=n, key=k, tol=tol, v0=v0)
         return jax.tree_util.tree_map(lambda v: v[0], eig.vectors), eig.values[0], eig.converged
@@ -96,8 +98,6 @@ def track_sharpness(
         n = ravel_pytree(params)[0].shape[0]
         vec, value, ok = top(params, min(cold_iters, n), jax.random.fold_in(key_, 0), None)
         return TrackState(inner, vec, value, ok, jnp.zeros((), jnp.int32))
-
-    key_ = key
 
     def step(state, args=None):
         inner = stepper.step(state.inner, args)
