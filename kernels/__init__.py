@@ -1,7 +1,7 @@
 """flowax.kernels: empirical and infinite-width neural tangent kernels, linearized dynamics,
 kernel monitors, curvature (Hessian / Gauss-Newton products, Lanczos, SLQ, trace)."""
 
-from ._tracking import Tracked, TrackState, track_sharpness
+from ._tracking import SharpnessPath, Tracked, TrackState, sharpness_path, track_sharpness
 from .curvature import (
     Eigen,
     SpectralDensity,
@@ -21,6 +21,7 @@ from .monitors import effective_rank, kernel_alignment, ntk_drift
 __all__ = [
     "CLOSED_FORMS",
     "Eigen",
+    "SharpnessPath",
     "SpectralDensity",
     "TraceEstimate",
     "TrackState",
@@ -39,6 +40,7 @@ __all__ = [
     "mlp_kernel",
     "ntk_drift",
     "sharpness",
+    "sharpness_path",
     "spectral_density",
     "top_eigenpairs",
     "track_sharpness",

@@ -1,5 +1,6 @@
 """Sharpness along training: a `Stepper` wrapper that carries the top Hessian eigenvector as
-the next Lanczos warm start (see `flowax.kernels.curvature`)."""
+the next Lanczos warm start, and the same warm-started scan along a saved path of parameters
+(a `gradient_flow` trajectory, a user's checkpoints); see `flowax.kernels.curvature`."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from ..dynamics._iterate import Stepper
@@ -42,7 +44,7 @@ def track_sharpness(
     loss: Callable[[PyTree], jax.Array],
     *,
     key: jax.Array,
-    every: int = 1,
+    every: int | Any = 1,
     num_iters: int = 5,
     cold_iters: int = 30,
     tol: float = 1e-3,
@@ -67,7 +69,9 @@ def track_sharpness(
       stepper: the `Stepper` to wrap (e.g. `flowax.dynamics.descent_step`).
       loss: ``loss(params) -> scalar`` whose Hessian is tracked (full batch, or a fixed batch).
       key: PRNG key of the Lanczos start vectors.
-      every: steps between updates (Python int >= 1).
+      every: steps between updates (Python int >= 1), or the explicit step counts at which to
+        update (increasing ints >= 1, e.g. ``iterate``'s save steps, so that every saved value
+        is the sharpness at the saved parameters).
       num_iters, cold_iters: Lanczos steps of a warm update and of the cold start.
       tol: relative residual for ``converged``.
 
@@ -81,7 +85,12 @@ def track_sharpness(
         )
     _checks.check_callable("loss", loss)
     _checks.check_key("key", key)
-    every = _checks.check_positive_int("every", every)
+    if isinstance(every, (int, np.integer)):
+        every = _checks.check_positive_int("every", every)
+        due = lambda count: count % every == 0  # noqa: E731
+    else:
+        at = _update_steps(every)
+        due = lambda count: jnp.any(count == at)  # noqa: E731
     num_iters = _checks.check_positive_int("num_iters", num_iters)
     cold_iters = _checks.check_positive_int("cold_iters", cold_iters)
     _checks.check_positive("tol", tol)
@@ -111,7 +120,7 @@ def track_sharpness(
         def keep(_):
             return state.vector, state.sharpness, state.converged
 
-        vec, value, ok = jax.lax.cond(count % every == 0, update, keep, None)
+        vec, value, ok = jax.lax.cond(due(count), update, keep, None)
         return TrackState(inner, vec, value, ok, count)
 
     def inner_ok(state):
@@ -123,3 +132,100 @@ def track_sharpness(
     return Stepper(
         init, step, value=lambda s: Tracked(stepper.value(s.inner), s.sharpness), inner_ok=inner_ok
     )
+
+
+def _update_steps(every):
+    try:
+        at = np.asarray(every)
+    except Exception:  # noqa: BLE001
+        at = np.asarray(None)
+    if at.ndim != 1 or at.size == 0 or not np.issubdtype(at.dtype, np.integer):
+        raise ValueError(
+            f"every: expected a positive int or a non-empty 1-d sequence of step counts, "
+            f"got {every!r}"
+        )
+    if np.any(at < 1) or np.any(np.diff(at) <= 0):
+        raise ValueError(f"every: expected increasing step counts >= 1, got {at.tolist()}")
+    return jnp.asarray(at, jnp.int32)
+
+
+class SharpnessPath(NamedTuple):
+    """`sharpness_path`'s result: ``values [T]`` the top Hessian eigenvalue at each point,
+    ``vectors`` its unit eigenvector (pytree like the parameters with a leading ``T`` axis),
+    ``residuals [T]`` (``||H v - lambda v||``) and ``converged [T]`` (relative residual below
+    ``tol``)."""
+
+    values: jax.Array
+    vectors: PyTree
+    residuals: jax.Array
+    converged: jax.Array
+
+
+def sharpness_path(
+    loss: Callable[..., jax.Array],
+    path: PyTree,
+    *args: Any,
+    key: jax.Array,
+    num_iters: int = 5,
+    cold_iters: int = 30,
+    tol: float = 1e-3,
+) -> SharpnessPath:
+    """The sharpness at every point of a saved path of parameters, warm-started along it.
+
+    ``path`` is a pytree like the parameters with a leading axis ``T`` (e.g. the values of an
+    observable ``{"params": lambda t, p: p}`` of `flowax.dynamics.gradient_flow`, or stacked
+    checkpoints of a user's loop). The first point gets a cold Lanczos run of ``cold_iters``
+    steps; every later point ``num_iters`` steps started at the previous top eigenvector, in one
+    ``lax.scan`` (so a few Hessian-vector products per point when the path moves little between
+    saves; check ``converged``, and save more often or raise ``num_iters`` where it is False).
+
+    Args:
+      loss: ``loss(params, *args) -> scalar``.
+      path: parameters with a leading axis ``T >= 1``.
+      *args: extra arguments of the loss (the data), the same at every point.
+      key: PRNG key of the start vectors.
+      num_iters, cold_iters: Lanczos steps of a warm update and of the first (cold) point.
+      tol: relative residual for ``converged``.
+
+    Returns:
+      `SharpnessPath`.
+    """
+    _checks.check_callable("loss", loss)
+    _checks.check_key("key", key)
+    num_iters = _checks.check_positive_int("num_iters", num_iters)
+    cold_iters = _checks.check_positive_int("cold_iters", cold_iters)
+    _checks.check_positive("tol", tol)
+    leaves = jax.tree_util.tree_leaves(path)
+    lengths = {np.shape(x)[:1] for x in leaves}
+    if not leaves or len(lengths) != 1 or lengths == {()} or lengths == {(0,)}:
+        raise ValueError(
+            f"path: expected parameters with a common leading axis T >= 1, got leading shapes "
+            f"{sorted(lengths)}"
+        )
+    first = jax.tree_util.tree_map(lambda x: x[0], path)
+    n = ravel_pytree(first)[0].shape[0]
+
+    def top(params, m, k, v0):
+        eig = top_eigenpairs(loss, params, *args, k=1, num_iters=min(m, n), key=k, tol=tol, v0=v0)
+        one = lambda a: a[0]  # noqa: E731
+        return (
+            jax.tree_util.tree_map(one, eig.vectors),
+            eig.values[0],
+            eig.residuals[0],
+            eig.converged,
+        )
+
+    out0 = top(first, cold_iters, jax.random.fold_in(key, 0), None)
+    rest = jax.tree_util.tree_map(lambda x: x[1:], path)
+    count = next(iter(lengths))[0]
+
+    def body(vec, xs):
+        params, i = xs
+        out = top(params, num_iters, jax.random.fold_in(key, i), vec)
+        return out[0], out
+
+    _, outs = jax.lax.scan(body, out0[0], (rest, jnp.arange(1, count)))
+    vecs, values, res, ok = jax.tree_util.tree_map(
+        lambda a, b: jnp.concatenate([jnp.asarray(a)[None], b]), out0, outs
+    )
+    return SharpnessPath(values, vecs, res, ok)
