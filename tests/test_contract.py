@@ -498,6 +498,15 @@ def case_track_sharpness(dtype):
     return _curvature_case(fn, dtype)
 
 
+def case_sharpness_path(dtype):
+    def fn(loss, p, x):
+        path = jax.tree_util.tree_map(lambda a: jnp.stack([a, 1.1 * a, 1.2 * a]), p)
+        out = kernels.sharpness_path(loss, path, x, key=KEY, num_iters=3, cold_iters=4)
+        return out.values, out.converged
+
+    return _curvature_case(fn, dtype)
+
+
 CASES = {name[5:]: fn for name, fn in sorted(globals().items()) if name.startswith("case_")}
 
 # vmap of an adaptive solve batches diffrax's controller: each lane keeps its own steps, but a
@@ -667,6 +676,14 @@ BAD = [
         ),
         "every",
     ),
+    (
+        lambda: kernels.track_sharpness(
+            dynamics.descent_step(_quad, lr=0.1), _quad, key=KEY, every=[0.5, 2.0]
+        ),
+        "every",
+    ),
+    (lambda: kernels.sharpness_path(_quad, jnp.ones((0, 2)), key=KEY), "path"),
+    (lambda: kernels.sharpness_path(_quad, jnp.ones((3, 2)), key=KEY, num_iters=0), "num_iters"),
     (lambda: kernels.spectral_density(_quad, jnp.ones(2), key=KEY, num_iters=0), "num_iters"),
     (
         lambda: kernels.hessian_trace(_quad, jnp.ones(2), key=KEY, num_probes=2, method="hutch++"),

@@ -329,3 +329,60 @@ def test_tracked_sharpness_edge_of_stability_and_warm_equals_cold():
     late = sharp[len(sharp) // 2 :]
     assert np.all(np.abs(late * eta / 2 - 1) < 0.1), late
     assert float(loss(traj.final.params)) < 0.05 * float(loss(p0))
+    # the same warm-started scan along the saved path (no stepper): == cold at every save
+    path = kernels.sharpness_path(loss, traj.values["params"], key=jax.random.key(4), num_iters=6)
+    assert bool(np.all(path.converged))
+    np.testing.assert_allclose(path.values, cold, rtol=1e-3)
+
+
+def test_sharpness_along_a_gradient_flow_and_at_irregular_save_steps():
+    # gradient flow has no step to hook into: save the parameters, then `sharpness_path`
+    # warm-starts Lanczos from save to save; `track_sharpness(every=save_steps)` updates exactly
+    # at irregular (log-spaced) saves, so every saved value is the sharpness at the saved point.
+    # Both == a cold 40-step Lanczos to its 1e-3 relative tolerance at every point.
+    from flowax import dynamics
+
+    model = models.mlp([2, 8, 1], activation="tanh")
+    x = jax.random.normal(jax.random.key(5), (16, 2))
+    y = jnp.cos(2 * x[:, :1])
+
+    def loss(p):
+        return jnp.mean((model.apply(p, x) - y) ** 2)
+
+    def cold(path):
+        return jax.vmap(lambda p: kernels.sharpness(loss, p, key=jax.random.key(3), num_iters=40))(
+            path
+        )
+
+    p0 = model.init(jax.random.key(6))
+    flow = dynamics.gradient_flow(
+        loss, p0, t1=40.0, n_save=21, observables={"params": lambda t, p: p}
+    )
+    path = kernels.sharpness_path(loss, flow.values["params"], key=jax.random.key(7), num_iters=6)
+    assert path.values.shape == (21,) and bool(np.all(path.converged))
+    want = cold(flow.values["params"])
+    np.testing.assert_allclose(path.values, want, rtol=1e-3)
+    assert want[-1] > 1.2 * want[0]  # the flow sharpens: the path is not trivially constant
+
+    ks = np.unique(np.round(np.logspace(0, np.log10(300), 12)).astype(int))
+    traj = dynamics.iterate(
+        kernels.track_sharpness(
+            dynamics.descent_step(loss, lr=0.1), loss, key=jax.random.key(8), every=ks
+        ),
+        p0,
+        steps=300,
+        save_steps=ks,
+        dt=0.1,
+        observables={"sharpness": lambda t, s: s.sharpness, "params": lambda t, s: s.params},
+    )
+    assert bool(traj.stats.inner_ok)
+    np.testing.assert_allclose(traj.values["sharpness"], cold(traj.values["params"]), rtol=1e-3)
+
+    with pytest.raises(ValueError, match="^every: expected increasing step counts >= 1"):
+        kernels.track_sharpness(
+            dynamics.descent_step(loss, lr=0.1), loss, key=jax.random.key(0), every=[3, 2]
+        )
+    with pytest.raises(ValueError, match="^path: expected parameters with a common leading axis"):
+        kernels.sharpness_path(
+            loss, {"a": jnp.ones((3, 2)), "b": jnp.ones((4, 2))}, key=jax.random.key(0)
+        )
