@@ -27,6 +27,7 @@ PyTree = Any
 def gradient_field(loss: Callable[..., jax.Array]) -> VectorField:
     """The vector field ``field(t, theta, args) = -grad L(theta[, args])`` (diffrax's ODETerm
     contract; ``args`` is handed to the loss when it is not None)."""
+    _checks.check_callable("loss", loss)
 
     def field(t, params, args):
         del t
@@ -75,7 +76,7 @@ def gradient_flow(
     _checks.check_callable("loss", loss)
     _checks.check_finite_tree("params", params)
     fn = lambda p: call_with_args(loss, p, args)  # noqa: E731
-    _checks.check_scalar_fn("loss", fn, params)
+    _checks.check_scalar_fn("loss", fn, params, call="loss(params)")
     if observables is None:
         observables = {"loss": lambda t, p: fn(p)}
     return integrate(
@@ -190,7 +191,7 @@ def gradient_descent(
     _checks.check_finite_tree("params", params)
     if batches is None:
         fn = lambda p: call_with_args(loss, p, args)  # noqa: E731
-        _checks.check_scalar_fn("loss", fn, params)
+        _checks.check_scalar_fn("loss", fn, params, call="loss(params)")
         if observables is None:
             observables = {"loss": lambda t, p: fn(p)}
     return iterate(

@@ -51,7 +51,7 @@ def _get_solver(solver):
 
 def check_field(field, t, y0, args, name="field"):
     """Raises unless ``field(t, y0, args)`` traces to a pytree shaped like ``y0``."""
-    out = jax.eval_shape(field, t, y0, args)
+    out = _checks.trace_fn(name, field, t, y0, args, call=f"{name}(t, y, args)")
     want = jax.tree_util.tree_map(
         lambda x: jax.ShapeDtypeStruct(np.shape(x), jnp.result_type(x)), y0
     )
@@ -159,8 +159,7 @@ def integrate(
     """
     _checks.check_callable("field", field)
     observables = _checks.check_observables(observables)
-    if not jax.tree_util.tree_leaves(y0):
-        raise ValueError(f"y0: expected a non-empty pytree of arrays, got {y0!r}")
+    _checks.check_finite_tree("y0", y0)
     _checks.check_interval(t0, t1)
     s_save = _save_positions(t0, t1, ts, n_save, spacing)
     if diffusion is not None:

@@ -120,6 +120,7 @@ def iterate(
             f"{type(stepper).__name__}"
         )
     steps = _checks.check_positive_int("steps", steps)
+    _checks.check_finite_tree("x0", x0)
     ks = _save.save_steps(steps, n_save, spacing, save_steps)
     observables = _checks.check_observables(observables)
     _checks.check_positive("dt", dt)

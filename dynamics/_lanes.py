@@ -40,6 +40,7 @@ import numpy as np
 from jax import custom_batching
 from jax.extend import core as jex_core
 
+from ..models import _checks
 from ._trajectory import (
     STATUS_MAX_STEPS,
     STATUS_OK,
@@ -65,7 +66,7 @@ def fused_lanes(enabled: bool = True):
     ``batching="fused"``. The switch is read when `integrate` is traced: a function already
     compiled (``jax.jit``-cached) outside the context stays unfused inside it.
     """
-    token = _FUSE.set(enabled)
+    token = _FUSE.set(_checks.check_bool("enabled", enabled))
     try:
         yield
     finally:

@@ -157,6 +157,14 @@ def sweep(
     _checks.check_callable("fn", fn)
     _checks.check_option("batching", batching, BATCHING)
     n = _grid_size(grid)
+    if devices is not None and (
+        isinstance(devices, (str, bytes))
+        or not isinstance(devices, (list, tuple))
+        or not all(isinstance(d, jax.Device) for d in devices)
+    ):
+        raise ValueError(
+            f"devices: expected a sequence of jax.Device (e.g. jax.devices('cpu')), got {devices!r}"
+        )
     devices = tuple(jax.devices() if devices is None else devices)
     if not devices:
         raise ValueError("devices: expected at least one device, got none")

@@ -195,6 +195,7 @@ def sharpness_path(
     num_iters = _checks.check_positive_int("num_iters", num_iters)
     cold_iters = _checks.check_positive_int("cold_iters", cold_iters)
     _checks.check_positive("tol", tol)
+    _checks.check_finite_tree("path", path)
     leaves = jax.tree_util.tree_leaves(path)
     lengths = {np.shape(x)[:1] for x in leaves}
     if not leaves or len(lengths) != 1 or lengths == {()} or lengths == {(0,)}:

@@ -50,7 +50,10 @@ def hvp(loss: Callable[..., jax.Array], params: PyTree, v: PyTree, *args: Any) -
     Raises:
       ValueError: ``v``'s structure or shapes differ from ``params``'.
     """
+    _checks.check_callable("loss", loss)
+    _checks.check_finite_tree("params", params)
     _check_like("v", v, params)
+    _checks.check_finite_tree("v", v)
     return jax.jvp(lambda p: jax.grad(loss)(p, *args), (params,), (v,))[1]
 
 
@@ -64,7 +67,11 @@ def gnvp(apply: Callable, params: PyTree, x: jax.Array, v: PyTree, *, loss: str 
     At an interpolating minimizer of the MSE, ``G`` is the Hessian.
     """
     _checks.check_option("loss", loss, GN_LOSSES)
+    _checks.check_callable("apply", apply)
+    _checks.check_finite_tree("params", params)
+    _checks.check_array("x", x, ndim=tuple(range(1, 8)))
     _check_like("v", v, params)
+    _checks.check_finite_tree("v", v)
     f, jv = jax.jvp(lambda p: apply(p, x), (params,), (v,))
     n = f.shape[0]
     if loss == "mse":
@@ -112,17 +119,18 @@ def _check_like(name, v, params):
 
 def _flat_operator(loss, params, operator, args):
     """``(matvec on flat vectors, unravel, n, dtype)`` for the Hessian or a given operator."""
+    _checks.check_finite_tree("params", params)
     flat, unravel = ravel_pytree(params)
     if operator is None:
         _checks.check_callable("loss", loss)
-        _checks.check_scalar_fn("loss", lambda p: loss(p, *args), params)
+        _checks.check_scalar_fn("loss", lambda p: loss(p, *args), params, call="loss(params)")
 
         def mv(x):
             return ravel_pytree(hvp(loss, params, unravel(x), *args))[0]
 
     else:
         _checks.check_callable("operator", operator)
-        out = jax.eval_shape(operator, params)
+        out = _checks.trace_fn("operator", operator, params, call="operator(v)")
         _check_like("operator", out, params)
 
         def mv(x):

@@ -147,6 +147,9 @@ def empirical_ntk(
       ``[n1, n2, (o, o) for each untraced output axis]``.
     """
     _checks.check_option("method", method, METHODS)
+    _checks.check_array("x1", x1)
+    if x2 is not None:
+        _checks.check_array("x2", x2)
     x1 = jnp.asarray(x1)
     if x1.ndim < 1 or x1.shape[0] == 0:
         raise ValueError(f"x1: expected a batch [n1, ...] with n1 >= 1, got shape {x1.shape}")

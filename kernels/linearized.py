@@ -30,8 +30,16 @@ from ..models import _checks
 
 def linearize(apply: Callable, params0) -> Callable:
     """``apply_lin(params, x) = apply(params0, x) + J(x) (params - params0)``, J at params0."""
+    _checks.check_callable("apply", apply)
+    _checks.check_finite_tree("params0", params0)
+    tree0 = jax.tree_util.tree_structure(params0)
 
     def apply_lin(params, x):
+        if jax.tree_util.tree_structure(params) != tree0:
+            raise ValueError(
+                f"params: expected a pytree of structure {tree0} like params0, got "
+                f"{jax.tree_util.tree_structure(params)}"
+            )
         dparams = jax.tree_util.tree_map(jnp.subtract, params, params0)
         f0, df = jax.jvp(lambda p: apply(p, x), (params0,), (dparams,))
         return f0 + df
@@ -69,6 +77,8 @@ def kernel_flow(ntk_train: jax.Array, y_train: jax.Array) -> Callable:
       ValueError: a non-square, non-symmetric or non-PSD kernel; targets, outputs or test
         kernels whose shapes do not match.
     """
+    _checks.check_array("ntk_train", ntk_train)
+    _checks.check_array("y_train", y_train)
     ntk_train = jnp.asarray(ntk_train)
     n = ntk_train.shape[0] if ntk_train.ndim == 2 else -1
     if ntk_train.ndim != 2 or ntk_train.shape != (n, n):

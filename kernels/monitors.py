@@ -16,13 +16,17 @@ from collections.abc import Callable, Sequence
 import jax
 import jax.numpy as jnp
 
-from .empirical import empirical_ntk
+from ..models import _checks
+from .empirical import METHODS, empirical_ntk
 
 
 def ntk_drift(
     apply: Callable, params0, *, method: str = "auto", trace_axes: Sequence[int] = (-1,)
 ) -> Callable:
     """``drift(params, x) = |Theta_params(x, x) - Theta_params0(x, x)|_F / |Theta_params0|_F``."""
+    _checks.check_callable("apply", apply)
+    _checks.check_finite_tree("params0", params0)
+    _checks.check_option("method", method, METHODS)
 
     def drift(params, x):
         k0 = empirical_ntk(apply, params0, x, method=method, trace_axes=trace_axes)
@@ -34,6 +38,8 @@ def ntk_drift(
 
 def kernel_alignment(kernel: jax.Array, y: jax.Array) -> jax.Array:
     """Uncentred alignment ``<K, Y Y^T> / (|K| |Y Y^T|)`` of ``K [n, n]`` with ``y [n(, k)]``."""
+    _checks.check_array("kernel", kernel)
+    _checks.check_array("y", y)
     kernel, y = jnp.asarray(kernel), jnp.asarray(y)
     if kernel.ndim != 2 or kernel.shape[0] != kernel.shape[1]:
         raise ValueError(f"kernel: expected a square matrix [n, n], got {kernel.shape}")
@@ -48,6 +54,7 @@ def kernel_alignment(kernel: jax.Array, y: jax.Array) -> jax.Array:
 
 def effective_rank(kernel: jax.Array, *, kind: str = "entropy") -> jax.Array:
     """Effective rank of a PSD ``kernel [n, n]``: ``"entropy"`` or ``"participation"``."""
+    _checks.check_array("kernel", kernel)
     kernel = jnp.asarray(kernel)
     if kernel.ndim != 2 or kernel.shape[0] != kernel.shape[1]:
         raise ValueError(f"kernel: expected a square matrix [n, n], got {kernel.shape}")

@@ -83,6 +83,9 @@ def check_finite_tree(name: str, tree: Any) -> None:
     leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
     if not leaves:
         raise ValueError(f"{name}: expected a non-empty pytree of arrays, got {tree!r}")
+    if sum(int(np.size(leaf)) for _, leaf in leaves) == 0:
+        shapes = [np.shape(leaf) for _, leaf in leaves]
+        raise ValueError(f"{name}: expected at least one entry, got leaves of shapes {shapes}")
     for path, leaf in leaves:
         v = concrete(leaf)
         if v is None:
@@ -105,7 +108,7 @@ def check_interval(t0: Any, t1: Any) -> None:
             raise ValueError(f"{name}: expected a finite scalar, got {value!r}")
     a, b = concrete(t0), concrete(t1)
     for name, v in (("t0", a), ("t1", b)):
-        if v is not None and (not _numeric(v) or v.size != 1 or not np.isfinite(v).all()):
+        if v is not None and (not _numeric(v) or v.ndim != 0 or not np.isfinite(v).all()):
             raise ValueError(f"{name}: expected a finite scalar, got {v!r}")
     if a is not None and b is not None and not float(b) > float(a):
         raise ValueError(f"t1: expected t1 > t0, got t1={float(b)}, t0={float(a)}")
@@ -132,12 +135,69 @@ def check_observables(observables: Any) -> dict[str, Callable]:
     return dict(observables)
 
 
-def check_scalar_fn(name: str, fn: Any, *example: Any) -> None:
-    """Raises unless ``fn(*example)`` traces to a real scalar."""
-    out = jax.eval_shape(fn, *example)
+def check_array(
+    name: str,
+    x: Any,
+    *,
+    ndim: int | tuple[int, ...] | None = None,
+    finite: bool = True,
+    nonempty: bool = True,
+) -> np.ndarray | None:
+    """Raises unless ``x`` is a numeric array (of rank ``ndim``, non-empty, and with finite
+    entries when concrete); returns its concrete value (None for a tracer)."""
+    if x is None or isinstance(x, (str, bytes)) or callable(x):
+        raise ValueError(f"{name}: expected a numeric array, got {x!r}")
+    shape = np.shape(x) if hasattr(x, "shape") else None
+    v = concrete(x)
+    if v is not None:
+        if not _numeric(v):
+            raise ValueError(f"{name}: expected a numeric array, got dtype {v.dtype}")
+        shape = v.shape
+    ranks = (ndim,) if isinstance(ndim, int) else ndim
+    if ranks is not None and len(shape) not in ranks:
+        want = " or ".join(str(r) for r in ranks)
+        raise ValueError(f"{name}: expected an array of rank {want}, got shape {shape}")
+    if nonempty and int(np.prod(shape)) == 0:
+        raise ValueError(f"{name}: expected a non-empty array, got shape {shape}")
+    if v is not None and finite and not np.isfinite(v).all():
+        raise ValueError(
+            f"{name}: expected finite values, got {int((~np.isfinite(v)).sum())} non-finite "
+            f"entries of {v.size}"
+        )
+    return v
+
+
+def check_bool(name: str, value: Any) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name}: expected True or False, got {value!r}")
+    return bool(value)
+
+
+def check_scalar_fn(name: str, fn: Any, *example: Any, call: str | None = None) -> None:
+    """Raises unless ``fn(*example)`` traces to a real scalar; an exception raised while tracing
+    it (a wrong signature, shapes that do not fit) becomes a ValueError naming ``name``."""
+    out = trace_fn(name, fn, *example, call=call)
     if not (hasattr(out, "shape") and out.shape == () and np.issubdtype(out.dtype, np.floating)):
         got = getattr(out, "shape", type(out).__name__)
         raise ValueError(f"{name}: expected a function returning a real scalar, got {got}")
+
+
+def _shapes(tree: Any) -> str:
+    return str(jax.tree_util.tree_map(lambda a: tuple(np.shape(a)), tree))
+
+
+def trace_fn(name: str, fn: Any, *example: Any, call: str | None = None) -> Any:
+    """``jax.eval_shape(fn, *example)``, re-raising any error of ``fn`` as a ValueError that names
+    ``name``, the call and the shapes it got."""
+    check_callable(name, fn)
+    try:
+        return jax.eval_shape(fn, *example)
+    except Exception as e:  # noqa: BLE001 -- any error of the user's function is reported
+        call = call or f"{name}(...)"
+        raise ValueError(
+            f"{name}: calling {call} on arguments of shapes {_shapes(example)} failed with "
+            f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        ) from e
 
 
 def simplex_tolerance(dtype: Any, k: int) -> float:

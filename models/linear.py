@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 
+from . import _checks
 from ._model import Model
 from .mlp import mlp
 
@@ -34,6 +35,10 @@ def deep_linear(
 
 def end_to_end(model: Model, params, d_in: int) -> jax.Array:
     """The matrix ``E: [d_in, d_out]`` of a linear model, ``model.apply(params, x) = x @ E``."""
+    if not isinstance(model, Model):
+        raise ValueError(f"model: expected a flowax Model(init, apply), got {type(model).__name__}")
+    _checks.check_finite_tree("params", params)
+    d_in = _checks.check_positive_int("d_in", d_in)
     return model.apply(
         params, jnp.eye(d_in, dtype=jnp.result_type(*jax.tree_util.tree_leaves(params)))
     )

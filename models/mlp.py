@@ -155,6 +155,9 @@ def two_layer(
     In the default ``"mean_field"`` parametrization this is
     ``f(x) = (sigma_w / width) sum_i a_i phi(sigma_w w_i . x / sqrt(d_in))`` (Mei et al. 2018).
     """
+    width = _checks.check_positive_int("width", width)
+    d_in = _checks.check_positive_int("d_in", d_in)
+    d_out = _checks.check_positive_int("d_out", d_out)
     return mlp(
         [d_in, width, d_out],
         activation=activation,

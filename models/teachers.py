@@ -7,7 +7,9 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from . import _checks
 from ._model import get_activation
 
 
@@ -44,7 +46,15 @@ def linear_teacher(
     Returns:
       ``Dataset(x [n, d_in], y [n, d_out], teacher W* [d_in, d_out])``.
     """
-    s = jnp.asarray(singular_values)
+    _checks.check_key("key", key)
+    d_in = _checks.check_positive_int("d_in", d_in)
+    d_out = _checks.check_positive_int("d_out", d_out)
+    n = _checks.check_positive_int("n", n)
+    _checks.check_positive("noise_std", noise_std, allow_zero=True)
+    sv = _checks.check_array("singular_values", singular_values, ndim=1)
+    if sv is not None and np.any(sv <= 0):
+        raise ValueError(f"singular_values: expected positive values, got {sv.tolist()}")
+    s = jnp.asarray(singular_values, jnp.result_type(float))
     rank = s.shape[0]
     if rank > min(d_in, d_out):
         raise ValueError(
@@ -83,9 +93,17 @@ def multi_index_teacher(
     Returns:
       ``Dataset(x [n, d_in], y [n, 1], teacher U [d_in, k])``.
     """
+    _checks.check_key("key", key)
+    d_in = _checks.check_positive_int("d_in", d_in)
+    n = _checks.check_positive_int("n", n)
+    k = _checks.check_positive_int("k", k)
+    _checks.check_positive("noise_std", noise_std, allow_zero=True)
     if not 1 <= k <= d_in:
         raise ValueError(f"k: expected 1 <= k <= d_in = {d_in}, got {k}")
-    g = get_activation(link)
+    try:
+        g = get_activation(link)
+    except ValueError as e:
+        raise ValueError("link" + str(e).removeprefix("activation")) from None
     dtype = jnp.result_type(float)
     ku, kx, ke = jax.random.split(key, 3)
     u = _orthonormal(ku, d_in, k, dtype)

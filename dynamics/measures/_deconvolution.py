@@ -19,6 +19,7 @@ def fourier_features(x: jax.Array, cutoff: int) -> jax.Array:
     or ``[m, 1]`` (orthonormal on [0, 1)).
     """
     cutoff = _checks.check_positive_int("cutoff", cutoff)
+    _checks.check_array("x", x, ndim=(1, 2))
     shape = np.shape(x)
     if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
         raise ValueError(f"x: expected positions of shape [m] or [m, 1], got {shape}")

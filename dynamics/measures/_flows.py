@@ -134,6 +134,7 @@ def wasserstein_flow(
 ) -> Trajectory:
     """Wasserstein gradient flow ``dx_i/dt = -alpha grad V(x_i)``, masses fixed (`wfr_flow` with
     ``beta = 0``; the same keywords)."""
+    _checks.check_positive("alpha", alpha)
     return wfr_flow(objective, particles, t1=t1, alpha=alpha, beta=0.0, **options)
 
 
@@ -142,6 +143,7 @@ def fisher_rao_flow(
 ) -> Trajectory:
     """Fisher-Rao gradient flow ``dw_i/dt = -beta w_i V(x_i)``, positions fixed (`wfr_flow` with
     ``alpha = 0``; the same keywords)."""
+    _checks.check_positive("beta", beta)
     return wfr_flow(objective, particles, t1=t1, alpha=0.0, beta=beta, **options)
 
 

@@ -15,12 +15,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from ...models import _checks, get_activation
-from ...models._particles import Particles
+from ...models._particles import Particles, check_particles
 
 
 def _check_data(x, y):
-    if np.ndim(x) != 2:
-        raise ValueError(f"x: expected inputs of shape [n, d], got {np.shape(x)}")
+    _checks.check_array("x", x, ndim=2)
+    _checks.check_array("y", y)
     n, d = np.shape(x)
     if np.shape(y) != (n,):
         raise ValueError(f"y: expected shape [{n}] to match x [{n}, {d}], got {np.shape(y)}")
@@ -150,4 +150,10 @@ def bilevel_output_weights(
     phi = get_activation(activation)
     _checks.check_positive("reg", reg)
     _check_data(x, y)
+    check_particles(particles)
+    if np.shape(particles.positions)[1:] != np.shape(x)[1:]:
+        raise ValueError(
+            f"particles.positions: expected input weights of shape [m, {np.shape(x)[1]}] like x, "
+            f"got {np.shape(particles.positions)}"
+        )
     return _bilevel_inner(phi, x, y, reg, particles)[1]

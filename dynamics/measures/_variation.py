@@ -32,6 +32,7 @@ def first_variation(
     Returns:
       ``(V [m], grad_V [m, ...])``.
     """
+    check_objective(objective, particles, args)
     grads = jax.grad(lambda p: call_with_args(objective, p, args))(particles)
     w = particles.weights
     safe = jnp.where(w > 0, w, 1.0)
@@ -44,4 +45,9 @@ def check_objective(objective: Objective, particles: Particles, args: Any = None
     """Raises ValueError unless ``objective(particles[, args])`` is a real scalar."""
     check_particles(particles)
     _checks.check_callable("objective", objective)
-    _checks.check_scalar_fn("objective", lambda p: call_with_args(objective, p, args), particles)
+    _checks.check_scalar_fn(
+        "objective",
+        lambda p: call_with_args(objective, p, args),
+        particles,
+        call="objective(particles)" if args is None else "objective(particles, args)",
+    )

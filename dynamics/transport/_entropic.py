@@ -50,9 +50,18 @@ def _flat(p: Particles) -> jax.Array:
     return jnp.reshape(p.positions, (p.positions.shape[0], -1))
 
 
+def check_cloud(p: Particles, name: str) -> None:
+    """A measure whose positions are a point cloud ``[m, d]`` (what ott's geometries take)."""
+    check_particles(p, name)
+    if np.ndim(p.positions) != 2:
+        raise ValueError(
+            f"{name}.positions: expected a point cloud of shape [m, d], got {np.shape(p.positions)}"
+        )
+
+
 def _check_pair(mu: Particles, nu: Particles, lam: Any) -> None:
-    check_particles(mu, "mu")
-    check_particles(nu, "nu")
+    check_cloud(mu, "mu")
+    check_cloud(nu, "nu")
     d_mu, d_nu = np.shape(mu.positions)[1:], np.shape(nu.positions)[1:]
     if d_mu != d_nu:
         raise ValueError(f"nu.positions: expected points of shape {d_mu} like mu's, got {d_nu}")

@@ -286,6 +286,7 @@ def barycenter_fixed_support(
                 )
         grid_shape, points = support.shape, support.points
     else:
+        _checks.check_array("support", support, ndim=2)
         grid_shape, points = None, jnp.asarray(support)
         if points.ndim != 2 or points.shape[0] == 0:
             raise ValueError(f"support: expected shape [N, d] with N >= 1, got {points.shape}")
@@ -300,6 +301,7 @@ def barycenter_fixed_support(
                 )
         n_measures = len(measures)
     else:
+        _checks.check_array("measures", measures)
         hist = _check_histograms(measures, n, grid_shape)
         n_measures = hist.shape[0]
     _checks.check_simplex("weights", weights, n_measures)

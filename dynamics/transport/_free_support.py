@@ -9,12 +9,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from ...models import _checks
-from ...models._particles import Particles, check_particles
+from ...models._particles import Particles
 from .. import _save
 from .._iterate import iterate
 from .._trajectory import Trajectory
 from ..measures._langevin import noisy_particle_step
-from ._entropic import barycentric_projection
+from ._entropic import barycentric_projection, check_cloud
 
 
 def check_measures(measures, name="measures") -> tuple:
@@ -22,7 +22,7 @@ def check_measures(measures, name="measures") -> tuple:
     if not isinstance(measures, (list, tuple)) or len(measures) == 0:
         raise ValueError(f"{name}: expected a non-empty list of Particles, got {measures!r}")
     for k, nu in enumerate(measures):
-        check_particles(nu, f"{name}[{k}]")
+        check_cloud(nu, f"{name}[{k}]")
     dims = {np.shape(nu.positions)[1:] for nu in measures}
     if len(dims) != 1:
         raise ValueError(f"{name}: expected points of one shape, got {sorted(dims)}")

@@ -21,6 +21,10 @@ def gaussian_entropic_ot(mean_a, cov_a, mean_b, cov_b, *, lam):
       mean_a, mean_b: ``[d]``; cov_a, cov_b: ``[d, d]`` symmetric positive definite.
     """
     _checks.check_positive("lam", lam)
+    for name, x, nd in (("mean_a", mean_a, (0, 1)), ("mean_b", mean_b, (0, 1))):
+        _checks.check_array(name, x, ndim=nd)
+    for name, c in (("cov_a", cov_a), ("cov_b", cov_b)):
+        _check_covariance(name, c)
     mean_a, mean_b = jnp.atleast_1d(mean_a), jnp.atleast_1d(mean_b)
     cov_a, cov_b = jnp.atleast_2d(cov_a), jnp.atleast_2d(cov_b)
     d = mean_a.shape[0]
@@ -67,6 +71,11 @@ def gaussian_barycenter(means, variances, weights, *, lam, tau, iterations: int 
     Returns:
       ``(mean [d], variance)``.
     """
+    _checks.check_array("means", means, ndim=2)
+    v = _checks.check_array("variances", variances, ndim=1)
+    if v is not None and np.any(v <= 0):
+        raise ValueError(f"variances: expected positive values, got min {v.min()}")
+    _checks.check_array("weights", weights, ndim=1)
     means, variances, weights = jnp.asarray(means), jnp.asarray(variances), jnp.asarray(weights)
     iterations = _checks.check_positive_int("iterations", iterations)
     _checks.check_positive("tau", tau)
@@ -94,3 +103,25 @@ def gaussian_barycenter(means, variances, weights, *, lam, tau, iterations: int 
 
     lo, up = jax.lax.fori_loop(0, iterations, body, (jnp.zeros_like(hi), hi))
     return weights @ means, 0.5 * (lo + up)
+
+
+def _check_covariance(name, c):
+    """A covariance ``[d, d]`` (or a scalar variance): symmetric positive semi-definite when
+    concrete (to a dtype-aware tolerance)."""
+    v = _checks.check_array(name, c, ndim=(0, 2))
+    if v is None:
+        return
+    v = np.atleast_2d(v)
+    if v.shape[0] != v.shape[1]:
+        raise ValueError(f"{name}: expected a square matrix [d, d], got shape {v.shape}")
+    scale = max(float(np.abs(v).max()), 1.0)
+    tol = 100 * float(np.finfo(np.result_type(v.dtype, np.float32)).eps) * scale
+    if np.abs(v - v.T).max() > tol:
+        raise ValueError(
+            f"{name}: expected a symmetric matrix, got max |C - C^T| = {np.abs(v - v.T).max():.3g}"
+        )
+    low = float(np.linalg.eigvalsh(v.astype(np.float64)).min())
+    if low < -tol:
+        raise ValueError(
+            f"{name}: expected a positive semi-definite matrix, got eigenvalue {low:.3g}"
+        )
