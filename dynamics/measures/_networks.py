@@ -19,7 +19,9 @@ from ...models._particles import Particles, check_particles
 
 
 def _check_data(x, y):
-    _checks.check_array("x", x, ndim=2)
+    if np.ndim(x) != 2:
+        raise ValueError(f"x: expected inputs of shape [n, d], got {np.shape(x)}")
+    _checks.check_array("x", x)
     _checks.check_array("y", y)
     n, d = np.shape(x)
     if np.shape(y) != (n,):
