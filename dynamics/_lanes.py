@@ -161,7 +161,16 @@ def solve_lanes(field_fn, obs_fns, y0, extras: Extras, s_save, opts: Opts, diffu
     leaf = jax.tree_util.tree_leaves(y0)[0]
     b = leaf.shape[0]
     fused = b > 1
-    dead0 = ~jax.vmap(tree_all_finite)(y0)
+
+    # a lane whose state, field or diffusion is non-finite at t0 is dead from the start: it is
+    # frozen (its field is 0, so the solve ends at once) and reports nonfinite_t = t0
+    def start_ok(y, e):
+        ok = tree_all_finite(y) & tree_all_finite(field_fn(e.t0, y, e))
+        if diffusion_fn is not None:
+            ok = ok & tree_all_finite(diffusion_fn(e.t0, y, e))
+        return ok
+
+    dead0 = ~jax.vmap(start_ok)(y0, extras)
     y0 = jax.tree_util.tree_map(lambda v: jnp.where(_bcast(dead0, v), 0, v), y0)
 
     def scaled(fn, power):
@@ -245,7 +254,7 @@ def solve_lanes(field_fn, obs_fns, y0, extras: Extras, s_save, opts: Opts, diffu
         num_accepted=n("num_accepted_steps"),
         num_rejected=n("num_rejected_steps"),
         status=status_code(nonfinite_t, code, jnp.ones(b, bool)),
-        t_final=extras.t0 + s_reached * span,
+        t_final=jnp.where(dead0, extras.t0, extras.t0 + s_reached * span),
         nonfinite_t=nonfinite_t,
         inner_ok=jnp.ones(b, bool),
     )

@@ -814,3 +814,163 @@ def test_fuzz(name, arg):
 
 
 _ = optax  # optimizers are options of descent_step, fuzzed through lr
+
+
+# ------------------------------------------------------------- the examples of issue #11
+
+_W2 = Particles(jnp.full(4, 0.5), P.positions)  # mass 2
+ISSUE_EXAMPLES = [
+    (
+        lambda: transport.barycenter_fixed_support(
+            GRID, HIST, jnp.ones(1), lam=0.5, tau=0.5, threshold=INF
+        ),
+        "threshold",
+    ),
+    (
+        lambda: transport.barycenter_particles(
+            [NU],
+            jnp.ones(1),
+            lam=0.5,
+            tau=0.1,
+            n_particles=3,
+            key=KEY,
+            lr=0.2,
+            steps=2,
+            threshold=-1.0,
+        ),
+        "threshold",
+    ),
+    (
+        lambda: transport.barycenter_particles(
+            [NU],
+            jnp.ones(1),
+            lam=0.5,
+            tau=0.1,
+            n_particles=3,
+            key=KEY,
+            lr=0.2,
+            steps=2,
+            threshold=NAN,
+        ),
+        "threshold",
+    ),
+    (
+        lambda: transport.barycenter_particles(
+            [_W2], jnp.ones(1), lam=0.5, tau=0.1, n_particles=3, key=KEY, lr=0.2, steps=2
+        ),
+        "measures[0].weights",
+    ),
+    (
+        lambda: transport.gaussian_barycenter(
+            jnp.zeros((2, 1)), jnp.ones(2), jnp.ones(2) / 2, lam=0.1, tau=0.1, iterations=0
+        ),
+        "iterations",
+    ),
+    (
+        lambda: transport.gaussian_barycenter(
+            jnp.zeros((2, 1)), jnp.array([-1.0, 1.0]), jnp.ones(2) / 2, lam=0.1, tau=0.1
+        ),
+        "variances",
+    ),
+    (lambda: kernels.kernel_flow(jnp.array([[1.0, 2.0], [2.0, 1.0]]), jnp.ones(2)), "ntk_train"),
+    (lambda: measures.wfr_field(ENERGY, alpha=-1.0), "alpha"),
+    (lambda: measures.wfr_field(ENERGY, beta=NAN), "beta"),
+    (lambda: measures.langevin_step(ENERGY, lr=0.1, temperature=-0.5), "temperature"),
+    (
+        lambda: measures.first_variation(ENERGY, P._replace(weights=P.weights.at[0].set(NAN))),
+        "particles.weights",
+    ),
+    (
+        lambda: transport.gaussian_entropic_ot(
+            jnp.zeros(2), jnp.array([[1.0, 2.0], [2.0, 1.0]]), jnp.zeros(2), jnp.eye(2), lam=0.1
+        ),
+        "cov_a",
+    ),
+    (
+        lambda: transport.gaussian_entropic_ot(
+            jnp.zeros(2), jnp.array([[1.0, 0.5], [0.0, 1.0]]), jnp.zeros(2), jnp.eye(2), lam=0.1
+        ),
+        "cov_a",
+    ),
+    (lambda: dynamics.iterate(STEPPER, jnp.ones(2), steps=2, dt=[[0.5]]), "dt"),
+    (
+        lambda: dynamics.integrate(field_, jnp.ones(0), t1=1.0, diffusion=field_, key=KEY, dt0=0.1),
+        "y0",
+    ),
+    (lambda: models.multi_index_teacher(KEY, d_in=3, n=0), "n"),
+    (lambda: models.multi_index_teacher(KEY, d_in=3, n=-4), "n"),
+    (
+        lambda: models.linear_teacher(KEY, d_in=3, d_out=3, n=5, singular_values=(2.0, -1.0)),
+        "singular_values",
+    ),
+    (lambda: measures.fourier_features(jnp.ones((3, 1, 1)), 2), "x"),
+    (lambda: transport.entropic_ot(P, NU, lam=0.5, max_iterations=0), "max_iterations"),
+    (lambda: transport.entropic_ot(P, NU, lam=0.5, max_iterations=-3), "max_iterations"),
+    (lambda: measures.two_layer_risk(X, Y)(P), "particles.positions"),  # [m, d], not [m, 1 + d]
+    (
+        lambda: measures.two_layer_risk(X, Y)(Particles(jnp.ones(0), jnp.ones((0, 3)))),
+        "particles.weights",
+    ),
+    (
+        lambda: measures.mean_field_langevin(ENERGY, P, temperature=0.1, lr=0.1, steps=2, key=0),
+        "key",
+    ),
+    (lambda: dynamics.gradient_flow(lambda p, q, r: quad(p), jnp.ones(2), t1=1.0), "loss"),
+    (lambda: measures.wfr_flow(lambda: 0.0, P, t1=1.0), "objective"),
+    (lambda: dynamics.integrate(lambda t, y: y, jnp.ones(2), t1=1.0), "field"),
+    (lambda: dynamics.sweep(lambda g: g, jnp.ones(2), devices="cpu"), "devices"),
+    (lambda: dynamics.raise_if_failed(None), "result"),
+    (lambda: transport.entropic_ot(P, NU, lam="0.5"), "lam"),
+    (lambda: dynamics.integrate(field_, jnp.ones(2), t1=None), "t1"),
+    (
+        lambda: measures.mean_field_langevin(
+            ENERGY, P, temperature="hot", lr=0.1, steps=2, key=KEY
+        ),
+        "temperature",
+    ),
+    (lambda: models.two_layer(0, d_in=3), "width"),
+    (lambda: models.two_layer(4, d_in=0), "d_in"),
+    (lambda: kernels.ntk_drift(NET.apply, None), "params0"),
+]
+
+
+@pytest.mark.parametrize("call,name", ISSUE_EXAMPLES, ids=[n for _, n in ISSUE_EXAMPLES])
+def test_the_examples_of_the_issue_give_named_errors(call, name):
+    with pytest.raises((ValueError, TypeError), match=rf"^{re.escape(name)}(\[|:| |\.)"):
+        jax.block_until_ready(call())
+
+
+def test_a_field_nonfinite_at_t0_stops_at_once_as_nonfinite():
+    # was: 16,384 rejected steps, status "max steps reached", nonfinite_t = inf
+    traj = dynamics.gradient_flow(lambda p: jnp.sum(jnp.sqrt(p - 2.0)), jnp.ones(2), t1=1.0)
+    assert dynamics.STATUS_NAMES[int(traj.stats.status)] == "nonfinite"
+    assert float(traj.stats.nonfinite_t) == 0.0 and float(traj.stats.t_final) == 0.0
+    assert int(traj.stats.num_rejected) == 0
+    # the same inside a sweep: the bad lane alone, the good one untouched
+    out = dynamics.sweep(
+        lambda c: (
+            dynamics.integrate(
+                lambda t, y, a: -c * y / (c - 1.0), jnp.ones(1), t1=1.0, n_save=2
+            ).stats.status
+        ),
+        jnp.array([1.0, 2.0]),
+        progress=False,
+    )
+    assert out.tolist() == [2, 0]
+
+
+def test_a_threshold_of_zero_in_the_particle_barycenter_is_reported_as_data():
+    # threshold 0: Sinkhorn runs max_iterations and never meets it -> inner failure, status 4
+    traj = transport.barycenter_particles(
+        [NU],
+        jnp.ones(1),
+        lam=0.5,
+        tau=0.1,
+        n_particles=3,
+        key=KEY,
+        lr=0.2,
+        steps=2,
+        threshold=0.0,
+        max_iterations=5,
+    )
+    assert dynamics.STATUS_NAMES[int(traj.stats.status)] == "inner_solver_not_converged"

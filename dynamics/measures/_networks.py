@@ -18,6 +18,15 @@ from ...models import _checks, get_activation
 from ...models._particles import Particles, check_particles
 
 
+def _check_neurons(p, width, what):
+    """Particles ``[m, width]`` (shapes only: runs on tracers inside flows)."""
+    check_particles(p)
+    if np.shape(p.positions)[1:] != (width,):
+        raise ValueError(
+            f"particles.positions: expected {what}, shape [m, {width}], got {np.shape(p.positions)}"
+        )
+
+
 def _check_data(x, y):
     if np.ndim(x) != 2:
         raise ValueError(f"x: expected inputs of shape [n, d], got {np.shape(x)}")
@@ -87,6 +96,7 @@ def two_layer_risk(
         return total / n + reg * jnp.sum(p.weights * jnp.sum(p.positions**2, axis=1))
 
     def objective(p: Particles, batch: Any = None) -> jax.Array:
+        _check_neurons(p, np.shape(x)[1] + 1, "neurons (a, b) in R^{1 + d}")
         if batch is None:
             return risk(p, x, y)
         return risk(p, *batch)
@@ -134,6 +144,7 @@ def bilevel_two_layer_risk(
     _check_data(x, y)
 
     def objective(p: Particles) -> jax.Array:
+        _check_neurons(p, np.shape(x)[1], "hidden weights b in R^d")
         feats, a = _bilevel_inner(phi, x, y, reg, p)
         return 0.5 * jnp.mean((feats @ a - y) ** 2) + 0.5 * reg * jnp.sum(p.weights * a**2)
 
@@ -152,10 +163,5 @@ def bilevel_output_weights(
     phi = get_activation(activation)
     _checks.check_positive("reg", reg)
     _check_data(x, y)
-    check_particles(particles)
-    if np.shape(particles.positions)[1:] != np.shape(x)[1:]:
-        raise ValueError(
-            f"particles.positions: expected input weights of shape [m, {np.shape(x)[1]}] like x, "
-            f"got {np.shape(particles.positions)}"
-        )
+    _check_neurons(particles, np.shape(x)[1], "hidden weights b in R^d")
     return _bilevel_inner(phi, x, y, reg, particles)[1]
