@@ -38,7 +38,12 @@ def check_positive(name: str, value: Any, *, allow_zero: bool = False) -> None:
     Tracers pass (their values are checked where they are used, or reported as data).
     """
     want = ">= 0" if allow_zero else "> 0"
-    if callable(value) or isinstance(value, (str, bytes)) or value is None:
+    if (
+        callable(value)
+        or isinstance(value, (str, bytes, bool, np.bool_, complex))
+        or value is None
+        or getattr(value, "dtype", None) == np.bool_
+    ):
         raise ValueError(f"{name}: expected a finite scalar {want}, got {value!r}")
     v = concrete(value)
     if v is None:
@@ -104,11 +109,13 @@ def check_finite_tree(name: str, tree: Any) -> None:
 def check_interval(t0: Any, t1: Any) -> None:
     """Raises unless concrete ``t0 < t1`` are finite real scalars."""
     for name, value in (("t0", t0), ("t1", t1)):
-        if callable(value) or isinstance(value, (str, bytes)) or value is None:
+        if callable(value) or isinstance(value, (str, bytes, bool, complex)) or value is None:
             raise ValueError(f"{name}: expected a finite scalar, got {value!r}")
     a, b = concrete(t0), concrete(t1)
     for name, v in (("t0", a), ("t1", b)):
-        if v is not None and (not _numeric(v) or v.ndim != 0 or not np.isfinite(v).all()):
+        if v is not None and (
+            not _numeric(v) or np.iscomplexobj(v) or v.ndim != 0 or not np.isfinite(v).all()
+        ):
             raise ValueError(f"{name}: expected a finite scalar, got {v!r}")
     if a is not None and b is not None and not float(b) > float(a):
         raise ValueError(f"t1: expected t1 > t0, got t1={float(b)}, t0={float(a)}")

@@ -48,7 +48,7 @@ def get_activation(activation: str | Callable) -> Callable[[jax.Array], jax.Arra
     """Returns the elementwise function named by ``activation`` (or ``activation`` if callable)."""
     if callable(activation):
         return activation
-    if activation not in ACTIVATIONS:
+    if not isinstance(activation, str) or activation not in ACTIVATIONS:
         raise ValueError(
             f"activation: unknown activation {activation!r}; expected a callable or one of "
             f"{sorted(ACTIVATIONS)}"

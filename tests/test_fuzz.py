@@ -280,7 +280,7 @@ SPECS: dict[str, Spec] = {
             "t0": (0.0, "real"),
             "n_save": (3, "int1"),
             "spacing": ("linear", "option"),
-            "solver": ("tsit5", "option"),
+            "solver": ("tsit5", "option_or_none"),
             "rtol": (1e-6, "pos"),
             "atol": (1e-8, "pos"),
             "max_steps": (100, "int1"),
@@ -720,7 +720,7 @@ SPECS: dict[str, Spec] = {
             "stepper": (STEPPER, [3, quad]),
             "loss": (quad, "fn"),
             "key": (KEY, "key"),
-            "every": (1, "int1"),
+            "every": (1, [0, -4, 2.5, "x", None, [3, 2], [], [0.5]]),
             "num_iters": (2, "int1"),
             "cold_iters": (3, "int1"),
             "tol": (1e-3, "pos"),
@@ -974,3 +974,29 @@ def test_a_threshold_of_zero_in_the_particle_barycenter_is_reported_as_data():
         max_iterations=5,
     )
     assert dynamics.STATUS_NAMES[int(traj.stats.status)] == "inner_solver_not_converged"
+
+
+# ------------------------------------------------------------------- exhaustive variant
+
+EXTRA = {
+    "pos": [True, 1j, np.ones(1), np.float32(NAN), -INF, jnp.array([0.5, 0.5])],
+    "nonneg": [True, 1j, np.ones(1), -INF, jnp.array([0.5, 0.5])],
+    "real": [1j, np.ones(2), -INF],
+    "int1": [True, np.float64(3.0), 10**30 * 0 - 1, np.array([2]), jnp.asarray(2)],
+    "int0": [True, np.float64(3.0), np.array([2])],
+    "option": [None, "", ["relu"]],
+    "option_or_none": ["", ["relu"]],
+    "key": [jnp.ones(2, jnp.float32), jnp.ones((2, 3), jnp.uint32), np.int64(0)],
+    "fn": [None, [quad], {"f": quad}],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,arg", CASES, ids=[f"{n}-{a}" for n, a in CASES])
+def test_fuzz_exhaustive(name, arg):
+    spec = SPECS[name]
+    valid, kind = spec.args[arg]
+    extra = EXTRA.get(kind, []) if isinstance(kind, str) else []
+    bad = [(repr(m)[:60], outcome(spec, arg, m)) for m in extra]
+    wrong = [(m, o) for m, o in bad if o not in ("named", "data")]
+    assert not wrong, wrong
