@@ -166,7 +166,7 @@ def solve_lanes(field_fn, obs_fns, y0, extras: Extras, s_save, opts: Opts, diffu
     # frozen (its field is 0, so the solve ends at once) and reports nonfinite_t = t0
     def start_ok(y, e):
         ok = tree_all_finite(y) & tree_all_finite(field_fn(e.t0, y, e))
-        if diffusion_fn is not None:
+        if opts.sde:
             ok = ok & tree_all_finite(diffusion_fn(e.t0, y, e))
         return ok
 
