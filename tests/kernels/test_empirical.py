@@ -63,8 +63,15 @@ def _models():
 MODELS = _models()
 
 
-@pytest.mark.parametrize("name", list(MODELS))
-@pytest.mark.parametrize("trace_axes", [(), (-1,)])
+# every model with the default trace_axes=(-1,); all output pairs (trace_axes=()) -- 2-3x the
+# cost -- for the mlp by default, for the others in the slow run (the middle-axis and block
+# paths of () are also covered by test_two_outputs_trace_middle_axis_and_blocks)
+AGREE = [(n, (-1,)) for n in MODELS] + [
+    (n, ()) if n == "mlp" else pytest.param(n, (), marks=pytest.mark.slow) for n in MODELS
+]
+
+
+@pytest.mark.parametrize("name,trace_axes", AGREE)
 def test_methods_agree_with_explicit_jacobians(name, trace_axes):
     apply, params, x = MODELS[name]
     x1, x2 = x[:3], x[1:]
