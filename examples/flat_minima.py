@@ -41,7 +41,7 @@ from _common import parse_args, progress  # noqa: E402
 from flowax import dynamics, kernels, models  # noqa: E402
 
 D, N, WIDTH = 5, 40, 5
-DEPTHS = (2, 4, 8, 12, 16)
+DEPTHS = (2, 4, 8, 16)
 SEEDS = 3
 T1 = 100.0
 GD_DEPTH, GD_STEPS, GD_FACTORS = 4, 4000, (0.8, 1.1)
