@@ -42,6 +42,7 @@ def test_kernel_flow_is_the_flow_of_the_linearized_model():
     np.testing.assert_allclose(f_inf[0], Y, atol=1e-8)
 
 
+@pytest.mark.slow  # 37 s; the linearization itself is checked by the kernel-flow test
 def test_network_approaches_its_linearization_as_width_grows():
     # RMS over training outputs, times and 4 seeds of f_t - f_lin_t, widths 64..4096. Lee et al.
     # (2019) bound it by O(width^-1/2); with the linearization taken at the network's own

@@ -243,6 +243,7 @@ def _closed_form_variance(means, measures, w, lam, tau):
     return float(dynamics.transport.gaussian_barycenter(means, v_emp, w, lam=lam, tau=tau)[1])
 
 
+@pytest.mark.slow  # 21 s; the particle barycenter is also checked under vmap and at threshold 0
 def test_barycenter_particles_close_to_fixed_support_in_sinkhorn_divergence():
     # 2-D, three Gaussian clouds; lam = 0.2, tau = lam/2. The particle barycenter (600 particles)
     # and the fixed-support one on a 32 x 32 grid solve the same problem: their Sinkhorn
