@@ -4,10 +4,11 @@ The engine: `integrate` (every continuous flow, on diffrax), `iterate` (the one 
 loop of every discrete method, running a `Stepper`), `sweep` (a grid of runs as one compiled,
 sharded program), `Trajectory` / `Stats` (results and failures as data), gradient flow and
 descent in parameter space. Fields, as subpackages: `flowax.dynamics.measures` (particle
-measures and their flows) and `flowax.dynamics.transport` (entropic OT and barycenters).
+measures and their flows), `flowax.dynamics.transport` (entropic OT and barycenters) and
+`flowax.dynamics.games` (min-max games, pure and mixed).
 """
 
-from . import measures, transport
+from . import games, measures, transport
 from ._gradient import DescentState, descent_step, gradient_descent, gradient_field, gradient_flow
 from ._integrate import SOLVERS, integrate
 from ._iterate import Stepper, iterate
@@ -29,6 +30,7 @@ __all__ = [
     "Trajectory",
     "descent_step",
     "fused_lanes",
+    "games",
     "gradient_descent",
     "gradient_field",
     "gradient_flow",

@@ -8,6 +8,7 @@ conic particle GD and mean-field Langevin are `Stepper`s run by `flowax.dynamics
 from ...models._particles import Particles
 from ._deconvolution import fourier_features, sparse_deconvolution
 from ._energies import interaction_energy, potential_energy
+from ._geometry import DOMAINS
 from ._flows import (
     RETRACTIONS,
     conic_particle_gd,
@@ -22,6 +23,7 @@ from ._networks import bilevel_output_weights, bilevel_two_layer_risk, two_layer
 from ._variation import first_variation
 
 __all__ = [
+    "DOMAINS",
     "RETRACTIONS",
     "LangevinState",
     "Particles",

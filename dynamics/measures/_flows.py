@@ -23,7 +23,6 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 
 from ...models import _checks
 from ...models._particles import Particles, check_particles
@@ -31,6 +30,7 @@ from .. import _save
 from .._integrate import VectorField, integrate
 from .._iterate import Stepper, iterate
 from .._trajectory import Trajectory
+from ._geometry import conic_step, wfr_velocity
 from ._variation import Objective, check_objective, first_variation
 
 RETRACTIONS = ("mirror", "euclidean")
@@ -63,10 +63,7 @@ def wfr_field(
     def field(t, particles, args):
         del t
         v, grad_v = first_variation(objective, particles, args)
-        w = particles.weights
-        if normalize:
-            v = v - jnp.sum(w * v) / jnp.sum(w)
-        return Particles(-beta * w * v, -alpha * grad_v)
+        return wfr_velocity(particles, v, grad_v, alpha=alpha, beta=beta, normalize=normalize)
 
     return field
 
@@ -183,12 +180,9 @@ def conic_particle_step(
 
     def step(particles, args=None):
         v, grad_v = first_variation(objective, particles, args)
-        w = particles.weights
-        if retraction == "mirror":
-            w = w * jnp.exp(-lr * beta * v)
-        else:
-            w = w * (1.0 - 0.5 * lr * beta * v) ** 2
-        return Particles(w, particles.positions - lr * alpha * grad_v)
+        return conic_step(
+            particles, v, grad_v, lr=lr, alpha=alpha, beta=beta, retraction=retraction
+        )
 
     return Stepper(init, step)
 

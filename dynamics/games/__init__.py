@@ -1,0 +1,48 @@
+"""flowax.dynamics.games: two-player zero-sum games.
+
+Pure strategies (any pytrees ``x``, ``y``; ``x`` minimizes ``f(x, y)``, ``y`` maximizes):
+the descent-ascent flow (`game_flow`, through `integrate`), its discrete methods
+(`descent_ascent_step` / `descent_ascent`: GDA, alternating, extragradient, optimistic,
+proximal point, run by `iterate`) and their `local_analysis` (partial curvature).
+
+Mixed strategies (`Particles` on a domain): the conic particle methods for mixed Nash equilibria
+and their fixed-support baselines (`mixed_nash_step` / `mixed_nash`), the interacting WFR flow
+(`mixed_nash_flow`), the `nikaido_isoda` error, and `finite_game` for matrix games. The WFR
+geometry and the domains are those of `flowax.dynamics.measures`.
+"""
+
+from ._local import LocalAnalysis, local_analysis
+from ._mixed import (
+    MIXED_METHODS,
+    NashState,
+    finite_game,
+    first_variations,
+    mixed_nash,
+    mixed_nash_flow,
+    mixed_nash_step,
+    payoff,
+    payoff_matrix,
+)
+from ._nikaido import nikaido_isoda
+from ._pure import METHODS, GameState, descent_ascent, descent_ascent_step, game_field, game_flow
+
+__all__ = [
+    "METHODS",
+    "MIXED_METHODS",
+    "GameState",
+    "LocalAnalysis",
+    "NashState",
+    "descent_ascent",
+    "descent_ascent_step",
+    "finite_game",
+    "first_variations",
+    "game_field",
+    "game_flow",
+    "local_analysis",
+    "mixed_nash",
+    "mixed_nash_flow",
+    "mixed_nash_step",
+    "nikaido_isoda",
+    "payoff",
+    "payoff_matrix",
+]
