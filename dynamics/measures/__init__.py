@@ -8,7 +8,6 @@ conic particle GD and mean-field Langevin are `Stepper`s run by `flowax.dynamics
 from ...models._particles import Particles
 from ._deconvolution import fourier_features, sparse_deconvolution
 from ._energies import interaction_energy, potential_energy
-from ._geometry import DOMAINS
 from ._flows import (
     RETRACTIONS,
     conic_particle_gd,
@@ -18,6 +17,7 @@ from ._flows import (
     wfr_field,
     wfr_flow,
 )
+from ._geometry import DOMAINS
 from ._langevin import LangevinState, langevin_step, log_annealing, mean_field_langevin
 from ._networks import bilevel_output_weights, bilevel_two_layer_risk, two_layer_risk
 from ._variation import first_variation

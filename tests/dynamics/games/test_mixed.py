@@ -234,12 +234,11 @@ def test_sphere_domain_nikaido_isoda_and_particles_stay_on_the_sphere():
     # f(x, y) = x . y on S^2: NI = |mean of mu| + |mean of nu|
     f = lambda x, y: x @ y  # noqa: E731
     k1, k2, k3 = jax.random.split(jax.random.key(4), 3)
-    sph = lambda k, m: (
-        jax.random.normal(k, (m, 3))
-        / jnp.linalg.norm(  # noqa: E731
-            jax.random.normal(k, (m, 3)), axis=1, keepdims=True
-        )
-    )
+
+    def sph(k, m):
+        g = jax.random.normal(k, (m, 3))
+        return g / jnp.linalg.norm(g, axis=1, keepdims=True)
+
     mu, nu = Particles(jnp.full(6, 1 / 6), sph(k1, 6)), Particles(jnp.full(5, 0.2), sph(k2, 5))
     mean = lambda p: jnp.linalg.norm(p.weights @ p.positions)  # noqa: E731
     starts = sph(k3, 8)
