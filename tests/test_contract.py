@@ -19,7 +19,7 @@ import optax
 import pytest
 from _helpers import tree_allclose, tree_dtypes
 from flowax import dynamics, kernels, models
-from flowax.dynamics import measures, transport
+from flowax.dynamics import games, measures, transport
 from flowax.dynamics.measures import Particles
 
 KEY = jax.random.key(0)
@@ -367,6 +367,119 @@ def case_gaussian_barycenter(dtype):
     return fn, _arr([1.0, 2.0], dtype), _arr([0.5, 0.7], dtype)
 
 
+# ------------------------------------------------------------------------------------- games
+
+
+def _game(x, y):
+    return 0.5 * jnp.sum(x**2) + x @ jnp.array([[1.0, 0.5], [-0.3, 2.0]], x.dtype) @ y
+
+
+def _torus(x, y):
+    return jnp.cos(2 * jnp.pi * (x[0] - y[0])) + 0.3 * jnp.sin(2 * jnp.pi * x[0])
+
+
+def _game_case(fn, dtype):
+    y0 = _arr([0.3, -0.2], dtype)
+    return (lambda x: fn(x, y0)), _arr([1.0, 0.5], dtype), _arr([-0.4, 0.2], dtype)
+
+
+def case_game_flow(dtype):
+    return _game_case(
+        lambda x, y: games.game_flow(_game, x, y, t1=1.0, n_save=3, rtol=1e-10, atol=1e-12), dtype
+    )
+
+
+def case_game_field(dtype):
+    field = games.game_field(_game, ratio=2.0)
+    return _game_case(lambda x, y: field(0.0, (x, y), None), dtype)
+
+
+def case_descent_ascent(dtype):
+    return _game_case(
+        lambda x, y: games.descent_ascent(_game, x, y, eta=0.1, steps=5, method="optimistic"),
+        dtype,
+    )
+
+
+def case_descent_ascent_step(dtype):
+    stepper = games.descent_ascent_step(_game, eta=0.1, method="proximal")
+    return _game_case(lambda x, y: stepper.value(stepper.step(stepper.init((x, y)))), dtype)
+
+
+def case_local_analysis(dtype):
+    def fn(x, y):
+        la = games.local_analysis(_game, x, y, eta=0.1)
+        return la.jacobian, la.flow_rate, la.averaged_rates, la.rates
+
+    return _game_case(fn, dtype)
+
+
+def _mixed_case(fn, dtype):
+    nu = Particles(jnp.full(3, 1 / 3, dtype), _arr([[0.1], [0.5], [0.8]], dtype))
+    w = jnp.full(4, 0.25, dtype)
+    x = _arr([[0.05], [0.3], [0.6], [0.9]], dtype)
+    return (lambda pos: fn(Particles(w, pos), nu)), x, 0.5 * x
+
+
+def case_mixed_nash(dtype):
+    return _mixed_case(
+        lambda mu, nu: games.mixed_nash(
+            _torus, mu, nu, steps=5, eta_weights=0.1, eta_positions=0.01, domain="torus"
+        ),
+        dtype,
+    )
+
+
+def case_mixed_nash_step(dtype):
+    stepper = games.mixed_nash_step(_torus, method="cp_pp", eta_weights=0.1, eta_positions=0.01)
+    return _mixed_case(lambda mu, nu: stepper.value(stepper.step(stepper.init((mu, nu)))), dtype)
+
+
+def case_mixed_nash_flow(dtype):
+    return _mixed_case(
+        lambda mu, nu: games.mixed_nash_flow(
+            _torus, mu, nu, t1=0.5, n_save=3, domain="torus", rtol=1e-10, atol=1e-12
+        ),
+        dtype,
+    )
+
+
+def case_nikaido_isoda(dtype):
+    grid = jnp.linspace(0, 1, 16, endpoint=False, dtype=dtype)[:, None]
+    return _mixed_case(
+        lambda mu, nu: games.nikaido_isoda(
+            _torus,
+            mu,
+            nu,
+            x_candidates=grid,
+            y_candidates=grid,
+            steps=3,
+            lr=0.01,
+            domain="torus",
+        ),
+        dtype,
+    )
+
+
+def case_payoff(dtype):
+    return _mixed_case(lambda mu, nu: games.payoff(_torus, mu, nu), dtype)
+
+
+def case_payoff_matrix(dtype):
+    return _mixed_case(
+        lambda mu, nu: games.payoff_matrix(_torus, mu.positions, nu.positions), dtype
+    )
+
+
+def case_finite_game(dtype):
+    def fn(m):
+        f, mu, nu = games.finite_game(m)
+        return f(mu.positions[0], nu.positions[1]), mu, nu
+
+    m = _arr([[0.0, 1.0], [-1.0, 0.5]], dtype)
+    return fn, m, 2 * m
+
+
 # ----------------------------------------------------------------------------------- kernels
 
 NET = models.mlp([3, 5, 2], activation="tanh", bias_std=0.2)
@@ -513,6 +626,8 @@ CASES = {name[5:]: fn for name, fn in sorted(globals().items()) if name.startswi
 # batched reduction may round differently (solver rtol 1e-10 here): allow 1e-7
 LOOSE = {
     "integrate_ode",
+    "game_flow",
+    "mixed_nash_flow",
     "gradient_flow",
     "wfr_flow",
     "wasserstein_flow",
@@ -543,6 +658,7 @@ def test_contract(name):
 # ------------------------------------------------------------------------------ bad input
 
 P = _particles(jnp.float64)
+MU_T = Particles(jnp.full(3, 1 / 3), jnp.array([[0.1], [0.5], [0.8]]))
 X, Y = _data(jnp.float64)
 NOT_A_KEY = 3
 BAD = [
@@ -688,6 +804,67 @@ BAD = [
     (
         lambda: kernels.hessian_trace(_quad, jnp.ones(2), key=KEY, num_probes=2, method="hutch++"),
         "num_probes",
+    ),
+    # games
+    (
+        lambda: games.mixed_nash(
+            _torus,
+            MU_T._replace(weights=MU_T.weights * 2),
+            MU_T,
+            steps=2,
+            eta_weights=0.1,
+            eta_positions=0.1,
+            domain="torus",
+        ),
+        "mu0.weights",
+    ),
+    (
+        lambda: games.mixed_nash(
+            _torus, MU_T, MU_T, steps=2, eta_weights=0.1, eta_positions=0.1, domain="sphere"
+        ),
+        "mu0.positions",
+    ),
+    (
+        lambda: games.mixed_nash(
+            lambda x, y: x * y, MU_T, MU_T, steps=2, eta_weights=0.1, eta_positions=0.1
+        ),
+        "f",
+    ),
+    (
+        lambda: games.mixed_nash(_torus, MU_T, MU_T, steps=2, eta_weights=0.0, eta_positions=0.1),
+        "eta_weights",
+    ),
+    (
+        lambda: games.mixed_nash(
+            _torus, MU_T, MU_T, steps=2, eta_weights=0.1, method="cp_gda", eta_positions=0.1
+        ),
+        "method",
+    ),
+    (
+        lambda: games.mixed_nash(
+            _torus, MU_T, MU_T, steps=2, eta_weights=0.1, domain="klein", eta_positions=0.1
+        ),
+        "domain",
+    ),
+    (
+        lambda: games.mixed_nash(
+            _torus, MU_T, MU_T, steps=2, eta_weights=0.1, method="mp", eta_positions=0.1
+        ),
+        "eta_positions",
+    ),
+    (lambda: games.descent_ascent(_game, jnp.ones(2), jnp.ones(2), eta=-0.1, steps=2), "eta"),
+    (
+        lambda: games.descent_ascent(
+            _game, jnp.ones(2), jnp.ones(2), eta=0.1, steps=2, method="newton"
+        ),
+        "method",
+    ),
+    (lambda: games.game_flow(_game, jnp.ones(2), jnp.ones(3), t1=1.0), "f"),
+    (
+        lambda: games.nikaido_isoda(
+            _torus, MU_T, MU_T, x_candidates=jnp.ones((3, 2)), y_candidates=jnp.ones((3, 1))
+        ),
+        "x_candidates",
     ),
 ]
 

@@ -28,7 +28,7 @@ import numpy as np
 import optax
 import pytest
 from flowax import dynamics, kernels, models
-from flowax.dynamics import measures, transport
+from flowax.dynamics import games, measures, transport
 from flowax.dynamics.measures import Particles
 
 NAN, INF = float("nan"), float("inf")
@@ -742,6 +742,146 @@ SPECS: dict[str, Spec] = {
     ),
 }
 
+
+# games
+def _g(x, y):
+    return 0.5 * x @ x + x @ y
+
+
+def _gt(x, y):
+    return jnp.cos(2 * jnp.pi * (x[0] - y[0])) + 0.3 * jnp.sin(2 * jnp.pi * x[0])
+
+
+MU_T = Particles(jnp.full(3, 1 / 3), jnp.array([[0.1], [0.5], [0.8]]))
+NU_T = Particles(jnp.full(2, 0.5), jnp.array([[0.2], [0.7]]))
+CAND = jnp.linspace(0.0, 1.0, 8, endpoint=False)[:, None]
+_PURE = {"f": (_g, "fn"), "x0": (jnp.ones(2), "params"), "y0": (jnp.ones(2), "params")}
+_MIXED = {"f": (_gt, "fn"), "mu0": (MU_T, "particles"), "nu0": (NU_T, "particles")}
+SPECS.update(
+    {
+        "games.game_field": Spec(
+            games.game_field,
+            {"f": (_g, "fn"), "ratio": (1.0, "pos")},
+            pos=("f",),
+            use=lambda fld: fld(0.0, (jnp.ones(2), jnp.ones(2)), None),
+        ),
+        "games.game_flow": Spec(
+            games.game_flow,
+            {**_PURE, "t1": (1.0, "pos"), "ratio": (1.0, "pos"), "n_save": (2, "int1")},
+            pos=("f", "x0", "y0"),
+            names={"x0": ("f",), "y0": ("f",)},
+        ),
+        "games.descent_ascent_step": Spec(
+            games.descent_ascent_step,
+            {
+                "f": (_g, "fn"),
+                "eta": (0.1, "pos"),
+                "method": ("proximal", "option"),
+                "ratio": (1.0, "pos"),
+                "prox_tol": (None, "pos_or_none"),
+                "prox_iterations": (20, "int1"),
+            },
+            pos=("f",),
+            use=lambda s: s.step(s.init((jnp.ones(2), jnp.ones(2)))),
+        ),
+        "games.descent_ascent": Spec(
+            games.descent_ascent,
+            {
+                **_PURE,
+                "eta": (0.1, "pos"),
+                "steps": (3, "int1"),
+                "method": ("extragradient", "option"),
+                "ratio": (1.0, "pos"),
+                "n_save": (2, "int1"),
+            },
+            pos=("f", "x0", "y0"),
+            names={"x0": ("f",), "y0": ("f",)},
+        ),
+        "games.local_analysis": Spec(
+            games.local_analysis,
+            {
+                "f": (_g, "fn"),
+                "x_star": (jnp.zeros(2), "params"),
+                "y_star": (jnp.zeros(2), "params"),
+                "eta": (0.1, "pos_or_none"),
+                "ratio": (1.0, "pos"),
+            },
+            pos=("f", "x_star", "y_star"),
+            names={"x_star": ("f",), "y_star": ("f",)},
+        ),
+        "games.mixed_nash_step": Spec(
+            games.mixed_nash_step,
+            {
+                "f": (_gt, "fn"),
+                "method": ("cp_pp", "option"),
+                "eta_weights": (0.1, "pos"),
+                "eta_positions": (0.01, "nonneg"),
+                "domain": ("torus", "option"),
+                "pp_tol": (None, "pos_or_none"),
+                "pp_iterations": (20, "int1"),
+            },
+            pos=("f",),
+            use=lambda s: s.step(s.init((MU_T, NU_T))),
+        ),
+        "games.mixed_nash": Spec(
+            games.mixed_nash,
+            {
+                **_MIXED,
+                "method": ("cp_mp", "option"),
+                "steps": (3, "int1"),
+                "eta_weights": (0.1, "pos"),
+                "eta_positions": (0.01, "nonneg"),
+                "domain": ("torus", "option"),
+                "n_save": (2, "int1"),
+            },
+            pos=("f", "mu0", "nu0"),
+        ),
+        "games.mixed_nash_flow": Spec(
+            games.mixed_nash_flow,
+            {
+                **_MIXED,
+                "t1": (0.5, "pos"),
+                "alpha": (1.0, "nonneg"),
+                "beta": (1.0, "nonneg"),
+                "domain": ("torus", "option"),
+                "n_save": (2, "int1"),
+            },
+            pos=("f", "mu0", "nu0"),
+        ),
+        "games.nikaido_isoda": Spec(
+            games.nikaido_isoda,
+            {
+                "f": (_gt, "fn"),
+                "mu": (MU_T, "particles"),
+                "nu": (NU_T, "particles"),
+                "x_candidates": (CAND, "array"),
+                "y_candidates": (CAND, "array"),
+                "steps": (2, "int0"),
+                "lr": (0.01, "pos"),
+                "domain": ("torus", "option"),
+            },
+            pos=("f", "mu", "nu"),
+        ),
+        "games.payoff": Spec(
+            games.payoff,
+            {"f": (_gt, "fn"), "mu": (MU_T, "particles"), "nu": (NU_T, "particles")},
+            pos=("f", "mu", "nu"),
+            names={"mu": ("f",), "nu": ("f",)},
+        ),
+        "games.payoff_matrix": Spec(
+            games.payoff_matrix,
+            {"f": (_gt, "fn"), "xs": (MU_T.positions, "array"), "ys": (CAND, "array")},
+            pos=("f", "xs", "ys"),
+            names={"xs": ("f",), "ys": ("f",)},
+        ),
+        "games.finite_game": Spec(
+            games.finite_game,
+            {"matrix": (jnp.array([[0.0, 1.0], [-1.0, 0.0]]), "array")},
+            pos=("matrix",),
+        ),
+    }
+)
+
 # A bad argument that the user's callable is applied to may be reported by naming the callable
 # (``objective: calling objective(particles) on arguments of shapes ... failed ...``).
 APPLIED_TO = {"particles": "objective", "params": ("loss", "apply"), "y0": "field", "x0": "loss"}
@@ -751,33 +891,12 @@ for _spec in SPECS.values():
             if _arg in _spec.args and _fn in _spec.args:
                 _spec.names[_arg] = (*_spec.names.get(_arg, ()), _fn)
 
-# public callables that are containers or context helpers, not computations
-CONTAINERS = {
-    "Model",
-    "Particles",
-    "Trajectory",
-    "Dataset",
-    "DescentState",
-    "Progress",
-    "Stats",
-    "Stepper",
-    "LangevinState",
-    "BarycenterResult",
-    "TensorGrid",
-    "TransportResult",
-    "Eigen",
-    "SharpnessPath",
-    "SpectralDensity",
-    "TraceEstimate",
-    "TrackState",
-    "Tracked",
-    "Kernel",
-}
 MODULES = {
     "models": "flowax.models",
     "dynamics": "flowax.dynamics",
     "measures": "flowax.dynamics.measures",
     "transport": "flowax.dynamics.transport",
+    "games": "flowax.dynamics.games",
     "kernels": "flowax.kernels",
 }
 
@@ -790,7 +909,9 @@ def test_every_public_function_has_a_spec():
         m = importlib.import_module(mod)
         for n in m.__all__:
             obj = getattr(m, n)
-            if inspect.ismodule(obj) or not callable(obj) or n in CONTAINERS:
+            if (
+                inspect.ismodule(obj) or inspect.isclass(obj) or not callable(obj)
+            ):  # classes: containers
                 continue
             if f"{short}.{n}" not in SPECS:
                 missing.append(f"{short}.{n}")

@@ -55,15 +55,46 @@ MIXED_METHODS = ("cp_mda", "cp_mp", "cp_pp", "mda", "mp")
 FIXED_SUPPORT = ("mda", "mp")
 
 
-def payoff_matrix(f: Payoff, xs: jax.Array, ys: jax.Array, args: Any = None) -> jax.Array:
-    """``K[i, j] = f(xs[i], ys[j])`` ``[m, n]`` (one vmap over each player)."""
+def _matrix(f, xs, ys, args=None):
     row = lambda x: jax.vmap(lambda y: _call(f, x, y, args))(ys)  # noqa: E731
     return jax.vmap(row)(xs)
 
 
+def _check_f(f, x, y, args):
+    _checks.check_callable("f", f)
+    call = "f(x, y)" if args is None else "f(x, y, args)"
+    _checks.check_scalar_fn("f", lambda x, y: _call(f, x, y, args), x, y, call=call)
+
+
+def payoff_matrix(f: Payoff, xs: jax.Array, ys: jax.Array, args: Any = None) -> jax.Array:
+    """``K[i, j] = f(xs[i], ys[j])`` ``[m, n]`` (one vmap over each player): the matrix of the
+    finite game a fixed-support method plays, or a linear program's input.
+
+    Args:
+      f: payoff ``f(x, y) -> scalar`` (or ``f(x, y, args)``).
+      xs: ``[m, ...]`` positions of the min player; ys: ``[n, ...]`` of the max player.
+
+    Raises:
+      ValueError: positions that are not non-empty finite arrays with a leading axis, a payoff
+        that does not map one position of each to a real scalar.
+    """
+    _checks.check_array("xs", xs, ndim=tuple(range(1, 9)))
+    _checks.check_array("ys", ys, ndim=tuple(range(1, 9)))
+    xs, ys = jnp.asarray(xs), jnp.asarray(ys)
+    _check_f(f, xs[0], ys[0], args)
+    return _matrix(f, xs, ys, args)
+
+
 def payoff(f: Payoff, mu: Particles, nu: Particles, args: Any = None) -> jax.Array:
-    """``F(mu, nu) = sum_ij a_i b_j f(x_i, y_j)``."""
-    return mu.weights @ payoff_matrix(f, mu.positions, nu.positions, args) @ nu.weights
+    """``F(mu, nu) = sum_ij a_i b_j f(x_i, y_j)`` for measures ``mu``, ``nu`` (`Particles`)."""
+    check_particles(mu, "mu")
+    check_particles(nu, "nu")
+    _check_f(f, mu.positions[0], nu.positions[0], args)
+    return _value(f, mu, nu, args)
+
+
+def _value(f, mu, nu, args=None):
+    return mu.weights @ _matrix(f, mu.positions, nu.positions, args) @ nu.weights
 
 
 def first_variations(f: Payoff, mu: Particles, nu: Particles, args: Any = None):
@@ -130,11 +161,7 @@ def check_strategies(f, mu, nu, domain, args, names=("mu0", "nu0")):
                     f"{float(w.sum())!r}"
                 )
         check_domain(f"{name}.positions", dom, p.positions)
-    _checks.check_callable("f", f)
-    call = "f(x, y)" if args is None else "f(x, y, args)"
-    _checks.check_scalar_fn(
-        "f", lambda x, y: _call(f, x, y, args), mu.positions[0], nu.positions[0], call=call
-    )
+    _check_f(f, mu.positions[0], nu.positions[0], args)
 
 
 def _max_change(u, v, domain):
@@ -211,7 +238,7 @@ def mixed_nash_step(
     def init(z, *, key=None):
         del key
         mu, nu = z
-        k = payoff_matrix(f, mu.positions, nu.positions) if fixed else None
+        k = _matrix(f, mu.positions, nu.positions) if fixed else None
         return NashState(mu, nu, k, jnp.array(True))
 
     def step(state, args=None):
@@ -297,7 +324,7 @@ def mixed_nash(
         raise ValueError("args: the fixed-support methods cache the payoff; pass no args")
     check_strategies(f, mu0, nu0, _domains(domain), args)
     if observables is None:
-        observables = {"value": lambda t, s: payoff(f, *s, args)}
+        observables = {"value": lambda t, s: _value(f, *s, args)}
     return iterate(
         stepper,
         (mu0, nu0),
@@ -362,7 +389,7 @@ def mixed_nash_flow(
         )
 
     if observables is None:
-        observables = {"value": lambda t, s: payoff(f, *on_domain(s), args)}
+        observables = {"value": lambda t, s: _value(f, *on_domain(s), args)}
     return integrate(
         field, (mu0, nu0), t1=t1, args=args, observables=observables, **integrator_options
     )

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 from ...models import _checks
 from ...models._particles import Particles
 from ..measures._geometry import check_domain, retract, tangent
-from ._mixed import _domains, check_strategies, payoff_matrix
+from ._mixed import _domains, _matrix, check_strategies
 
 
 def _best(f, candidates, other, side, steps, lr, domain, args):
@@ -28,8 +28,8 @@ def _best(f, candidates, other, side, steps, lr, domain, args):
 
     def values(c):
         if side > 0:  # F_nu(x) at candidates x
-            return payoff_matrix(f, c, other.positions, args) @ other.weights
-        return other.weights @ payoff_matrix(f, other.positions, c, args)
+            return _matrix(f, c, other.positions, args) @ other.weights
+        return other.weights @ _matrix(f, other.positions, c, args)
 
     v0 = values(candidates)
 
