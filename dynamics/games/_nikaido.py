@@ -50,7 +50,7 @@ def nikaido_isoda(
     *,
     x_candidates: Any,
     y_candidates: Any,
-    steps: int = 0,
+    steps: int | tuple[int, int] = 0,
     lr: float | jax.Array | None = None,
     domain: Any = "euclidean",
     args: Any = None,
@@ -64,7 +64,9 @@ def nikaido_isoda(
       mu, nu: mixed strategies (`Particles`, weights on the simplex).
       x_candidates: ``[Gx, ...]`` candidate best responses of the min player (a grid, random
         starts, the atoms of ``mu``...); y_candidates: ``[Gy, ...]`` of the max player.
-      steps: projected gradient steps refining every candidate (0: exact search on them).
+      steps: projected gradient steps refining every candidate (0: exact search on them), or a
+        pair (min player, max player): e.g. ``(0, 30)`` when the min player's strategies live on
+        a fixed finite set (its candidates are then that set, searched exactly).
       lr: their step size (required when ``steps > 0``).
       domain: one of `flowax.dynamics.measures.DOMAINS` or a pair (min player, max player).
       args: data handed to ``f``.
@@ -94,10 +96,17 @@ def nikaido_isoda(
                 f" (one position of the player each), got {jnp.shape(c)}"
             )
         check_domain(name, d, c)
-    steps = _checks.check_int("steps", steps, minimum=0)
-    if steps:
+    if isinstance(steps, (tuple, list)):
+        if len(steps) != 2:
+            raise ValueError(
+                f"steps: expected an int or a pair (min player, max player), got {steps!r}"
+            )
+        sx, sy = (_checks.check_int(f"steps[{i}]", s, minimum=0) for i, s in enumerate(steps))
+    else:
+        sx = sy = _checks.check_int("steps", steps, minimum=0)
+    if sx or sy:
         _checks.check_positive("lr", lr)
     xc, yc = jnp.asarray(x_candidates), jnp.asarray(y_candidates)
-    best_y = _best(f, yc, mu, -1, steps, lr, doms[1], args)
-    best_x = _best(f, xc, nu, +1, steps, lr, doms[0], args)
+    best_y = _best(f, yc, mu, -1, sy, lr, doms[1], args)
+    best_x = _best(f, xc, nu, +1, sx, lr, doms[0], args)
     return best_y - best_x
