@@ -874,6 +874,15 @@ SPECS.update(
             pos=("f", "xs", "ys"),
             names={"xs": ("f",), "ys": ("f",)},
         ),
+        "games.separable": Spec(
+            games.separable,
+            {
+                "phi": (lambda x: jnp.stack([jnp.cos(x[0]), jnp.sin(x[0])]), "fn"),
+                "psi": (lambda y: jnp.stack([jnp.cos(y[0]), jnp.sin(y[0])]), "fn"),
+                "matrix": (jnp.eye(2), "array"),
+            },
+            pos=("phi", "psi", "matrix"),
+        ),
         "games.finite_game": Spec(
             games.finite_game,
             {"matrix": (jnp.array([[0.0, 1.0], [-1.0, 0.0]]), "array")},

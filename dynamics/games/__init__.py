@@ -7,7 +7,8 @@ proximal point, run by `iterate`) and their `local_analysis` (partial curvature)
 
 Mixed strategies (`Particles` on a domain): the conic particle methods for mixed Nash equilibria
 and their fixed-support baselines (`mixed_nash_step` / `mixed_nash`), the interacting WFR flow
-(`mixed_nash_flow`), the `nikaido_isoda` error, and `finite_game` for matrix games. The WFR
+(`mixed_nash_flow`), the `nikaido_isoda` error, `finite_game` for matrix games and `separable`
+payoffs ``phi(x)^T W psi(y)`` evaluated by matrix products. The WFR
 geometry and the domains are those of `flowax.dynamics.measures`.
 """
 
@@ -24,6 +25,7 @@ from ._mixed import (
 )
 from ._nikaido import nikaido_isoda
 from ._pure import METHODS, GameState, descent_ascent, descent_ascent_step, game_field, game_flow
+from ._separable import SeparablePayoff, separable
 
 __all__ = [
     "METHODS",
@@ -31,6 +33,7 @@ __all__ = [
     "GameState",
     "LocalAnalysis",
     "NashState",
+    "SeparablePayoff",
     "descent_ascent",
     "descent_ascent_step",
     "finite_game",
@@ -43,4 +46,5 @@ __all__ = [
     "nikaido_isoda",
     "payoff",
     "payoff_matrix",
+    "separable",
 ]

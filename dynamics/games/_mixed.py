@@ -50,12 +50,15 @@ from .._iterate import Stepper, iterate
 from .._trajectory import Trajectory
 from ..measures._geometry import DOMAINS, check_domain, conic_step, retract, wfr_velocity
 from ._pure import Payoff, _call
+from ._separable import SeparablePayoff
 
 MIXED_METHODS = ("cp_mda", "cp_mp", "cp_pp", "mda", "mp")
 FIXED_SUPPORT = ("mda", "mp")
 
 
 def _matrix(f, xs, ys, args=None):
+    if isinstance(f, SeparablePayoff) and args is None:
+        return f.payoff_matrix(xs, ys)
     row = lambda x: jax.vmap(lambda y: _call(f, x, y, args))(ys)  # noqa: E731
     return jax.vmap(row)(xs)
 
@@ -101,13 +104,22 @@ def first_variations(f: Payoff, mu: Particles, nu: Particles, args: Any = None):
     """``(F_nu(x_i) [m], grad F_nu(x_i) [m, ...], F_mu(y_j) [n], grad F_mu(y_j) [n, ...])``.
 
     One forward pass over the ``m x n`` payoff matrix and one backward pass per player (the
-    cotangents ``1 b^T`` and ``a 1^T``), so no gradient is divided by a weight.
+    cotangents ``1 b^T`` and ``a 1^T``), so no gradient is divided by a weight. A
+    `SeparablePayoff` never forms the matrix: ``K b = Phi W (Psi^T b) + ...`` and the gradients
+    are one vjp of that through the features.
     """
-    k, vjp = jax.vjp(lambda xs, ys: payoff_matrix(f, xs, ys, args), mu.positions, nu.positions)
     a, b = mu.weights, nu.weights
+    if isinstance(f, SeparablePayoff) and args is None:  # never form the matrix
+        (kb, ak), vjp = jax.vjp(
+            lambda xs, ys: f.first_variations(a, xs, b, ys), mu.positions, nu.positions
+        )
+        gx = vjp((jnp.ones_like(kb), jnp.zeros_like(ak)))[0]
+        gy = vjp((jnp.zeros_like(kb), jnp.ones_like(ak)))[1]
+        return kb, gx, ak, gy
+    k, vjp = jax.vjp(lambda xs, ys: payoff_matrix(f, xs, ys, args), mu.positions, nu.positions)
     gx = vjp(jnp.broadcast_to(b[None, :], k.shape))[0]
     gy = vjp(jnp.broadcast_to(a[:, None], k.shape))[1]
-    return k @ b, gx, k.T @ a, gy
+    return k @ b, gx, a @ k, gy
 
 
 class NashState(NamedTuple):
@@ -222,7 +234,8 @@ def mixed_nash_step(
     def variations(w, state, args):
         if fixed:
             k = state.matrix
-            return k @ w[1].weights, None, k.T @ w[0].weights, None
+            # ``a @ k``, not ``k.T @ a``: XLA re-transposes a loop-carried matrix every step
+            return k @ w[1].weights, None, w[0].weights @ k, None
         return first_variations(f, w[0], w[1], args)
 
     def update(z, w, state, args):
