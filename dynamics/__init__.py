@@ -5,10 +5,11 @@ loop of every discrete method, running a `Stepper`), `sweep` (a grid of runs as 
 sharded program), `Trajectory` / `Stats` (results and failures as data), gradient flow and
 descent in parameter space. Fields, as subpackages: `flowax.dynamics.measures` (particle
 measures and their flows), `flowax.dynamics.transport` (entropic OT and barycenters) and
-`flowax.dynamics.games` (min-max games, pure and mixed).
+`flowax.dynamics.games` (min-max games, pure and mixed) and `flowax.dynamics.diffusion`
+(denoising diffusion: forward processes, empirical and smoothed scores, sampling, memorization).
 """
 
-from . import games, measures, transport
+from . import diffusion, games, measures, transport
 from ._gradient import DescentState, descent_step, gradient_descent, gradient_field, gradient_flow
 from ._integrate import SOLVERS, integrate
 from ._iterate import Stepper, iterate
@@ -29,6 +30,7 @@ __all__ = [
     "Stepper",
     "Trajectory",
     "descent_step",
+    "diffusion",
     "fused_lanes",
     "games",
     "gradient_descent",

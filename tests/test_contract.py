@@ -19,7 +19,7 @@ import optax
 import pytest
 from _helpers import tree_allclose, tree_dtypes
 from flowax import dynamics, kernels, models
-from flowax.dynamics import games, measures, transport
+from flowax.dynamics import diffusion, games, measures, transport
 from flowax.dynamics.measures import Particles
 
 KEY = jax.random.key(0)
@@ -620,6 +620,77 @@ def case_sharpness_path(dtype):
     return _curvature_case(fn, dtype)
 
 
+# diffusion: functions of the queries or of the data (a sweep over datasets is a vmap)
+_OU = diffusion.OrnsteinUhlenbeck(T=2.0)
+
+
+def _ddata(dtype):
+    return _arr([[0.0, 1.0], [1.0, 0.5], [-1.0, 0.2], [0.3, -0.8]], dtype)
+
+
+def case_empirical_score(dtype):
+    score = diffusion.empirical_score(_ddata(dtype), _OU, chunk_size=3)
+    q = _arr([[0.2, 0.1], [-0.5, 0.4], [0.9, 0.9]], dtype)
+    return (lambda y: (score(0.3, y), score.denoiser(0.3, y), score.log_density(0.3, y))), q, -q
+
+
+def case_empirical_score_of_data(dtype):
+    q = _arr([[0.2, 0.1], [-0.5, 0.4]], dtype)
+    x = _ddata(dtype)
+    return (lambda d: diffusion.empirical_score(d, _OU, chunk_size=3)(0.3, q)), x, 0.5 * x
+
+
+def case_kernel_smoothed_score(dtype):
+    score = diffusion.kernel_smoothed_score(_ddata(dtype), _OU, 0.2, order=3)
+    q = _arr([[0.2, 0.1], [-0.5, 0.4]], dtype)
+    return (lambda y: score(0.3, y)), q, -q
+
+
+def case_sample(dtype):
+    def fn(d):
+        return diffusion.sample(
+            diffusion.empirical_score(d, _OU),
+            _OU,
+            key=jax.random.key(0),
+            n=3,
+            event_shape=(2,),
+            t_min=0.1,
+            steps=8,
+            dtype=dtype,
+        )[0]
+
+    x = _ddata(dtype)
+    return fn, x, 0.5 * x
+
+
+def case_dsm_loss(dtype):
+    loss = diffusion.dsm_loss(lambda p, y: p * y, _ddata(dtype), _OU, t=0.4, batch_size=3)
+    p = _arr([-0.5, -1.0], dtype)
+    return (lambda p: loss(p[None, :], jax.random.key(1))), p, 2 * p
+
+
+def case_excess_risk(dtype):
+    def fn(d):
+        score = diffusion.gaussian_score(jnp.zeros(2, dtype), jnp.eye(2, dtype=dtype), _OU)
+        return diffusion.excess_risk(score, d, _OU, 0.4, key=jax.random.key(2), n_noise=3)
+
+    x = _ddata(dtype)
+    return fn, x, 0.5 * x
+
+
+def case_memorization_metrics(dtype):
+    def fn(y):
+        d = _ddata(dtype)
+        return (
+            diffusion.nearest_neighbours(y, d, chunk_size=3),
+            diffusion.memorized_fraction(y, d),
+            diffusion.mmd(y, d, bandwidth=0.7),
+        )
+
+    q = _arr([[0.0, 0.9], [-0.5, 0.4], [0.9, 0.5]], dtype)
+    return fn, q, q + 0.3
+
+
 CASES = {name[5:]: fn for name, fn in sorted(globals().items()) if name.startswith("case_")}
 
 # vmap of an adaptive solve batches diffrax's controller: each lane keeps its own steps, but a
@@ -662,6 +733,17 @@ MU_T = Particles(jnp.full(3, 1 / 3), jnp.array([[0.1], [0.5], [0.8]]))
 X, Y = _data(jnp.float64)
 NOT_A_KEY = 3
 BAD = [
+    (lambda: diffusion.empirical_score(jnp.array([[jnp.inf, 0.0]]), _OU), "data"),
+    (lambda: diffusion.empirical_score(X, diffusion.OrnsteinUhlenbeck(T=0.0)), "process.T"),
+    (lambda: diffusion.empirical_score(_ddata(jnp.float64), _OU)(2.5, X), "t"),
+    (lambda: diffusion.kernel_smoothed_score(X, _OU, -0.1), "bandwidth"),
+    (
+        lambda: diffusion.sample(
+            lambda t, y: y, _OU, key=KEY, n=2, event_shape=(2,), t_min=0.1, method="sde"
+        ),
+        "steps",
+    ),
+    (lambda: diffusion.dsm_loss(lambda p, y: y, X, _OU, t=0.1, n_noise=0), "n_noise"),
     (lambda: models.mlp([3, 0, 1]), "widths"),
     (lambda: models.mlp([3, 4, 1], parametrization="xavier"), "parametrization"),
     (lambda: models.mlp([3, 4, 1], weight_std=-1.0), "weight_std"),

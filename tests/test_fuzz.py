@@ -28,7 +28,7 @@ import numpy as np
 import optax
 import pytest
 from flowax import dynamics, kernels, models
-from flowax.dynamics import games, measures, transport
+from flowax.dynamics import diffusion, games, measures, transport
 from flowax.dynamics.measures import Particles
 
 NAN, INF = float("nan"), float("inf")
@@ -900,12 +900,145 @@ for _spec in SPECS.values():
             if _arg in _spec.args and _fn in _spec.args:
                 _spec.names[_arg] = (*_spec.names.get(_arg, ()), _fn)
 
+# diffusion
+_OU = diffusion.OrnsteinUhlenbeck(T=2.0)
+_DD = jnp.array([[0.0, 1.0], [1.0, 0.5], [-1.0, 0.2]])
+_PROC = ["ou", None, diffusion.OrnsteinUhlenbeck(T=-1.0), 3.0]
+
+
+def _score_use(s):
+    return s(0.5, _DD[:2])
+
+
+SPECS.update(
+    {
+        "diffusion.empirical_score": Spec(
+            diffusion.empirical_score,
+            {"data": (_DD, "array"), "process": (_OU, _PROC), "chunk_size": (2, "int1")},
+            pos=("data", "process"),
+            use=_score_use,
+            names={"data": ("y",)},  # data of another event shape: the queries no longer fit
+        ),
+        "diffusion.kernel_smoothed_score": Spec(
+            diffusion.kernel_smoothed_score,
+            {
+                "data": (_DD, "array"),
+                "process": (_OU, _PROC),
+                "bandwidth": (0.3, "pos"),
+                "method": ("gauss_hermite", "option"),
+                "order": (3, "int1"),
+            },
+            pos=("data", "process", "bandwidth"),
+            use=_score_use,
+            names={"data": ("y", "order")},
+        ),
+        "diffusion.smooth_score": Spec(
+            diffusion.smooth_score,
+            {
+                "score": (lambda t, y: -y, "fn"),
+                "bandwidth": (0.3, "pos"),
+                "event_shape": ((2,), ["x", None]),
+                "method": ("monte_carlo", "option"),
+                "n_samples": (8, "int1"),
+                "key": (KEY, "key"),
+            },
+            pos=("score", "bandwidth"),
+            use=_score_use,
+            names={"event_shape": ("order",)},
+        ),
+        "diffusion.gaussian_score": Spec(
+            diffusion.gaussian_score,
+            {
+                "mean": (jnp.zeros(2), "array"),
+                "cov": (jnp.eye(2), "array"),
+                "process": (_OU, _PROC),
+            },
+            pos=("mean", "cov", "process"),
+            use=_score_use,
+        ),
+        "diffusion.gaussian_mixture_score": Spec(
+            diffusion.gaussian_mixture_score,
+            {
+                "weights": (jnp.array([0.5, 0.5]), "array"),
+                "means": (jnp.zeros((2, 2)), "array"),
+                "covs": (jnp.stack([jnp.eye(2)] * 2), "array"),
+                "process": (_OU, _PROC),
+            },
+            pos=("weights", "means", "covs", "process"),
+            use=_score_use,
+        ),
+        "diffusion.sample": Spec(
+            diffusion.sample,
+            {
+                "score": (lambda t, y: -y, "fn"),
+                "process": (_OU, _PROC),
+                "key": (KEY, "key"),
+                "n": (3, "int1"),
+                "event_shape": ((2,), ["x", None]),
+                "t_min": (0.1, "pos"),
+                "method": ("sde", "option"),
+                "steps": (4, "int1"),
+            },
+            pos=("score", "process"),
+        ),
+        "diffusion.dsm_loss": Spec(
+            diffusion.dsm_loss,
+            {
+                "score_model": (lambda p, y: p * y, "fn"),
+                "data": (_DD, "array_any_rank"),  # any event shape is valid for p * y
+                "process": (_OU, _PROC),
+                "t": (0.5, "pos"),
+                "weighting": ("none", "option"),
+                "batch_size": (2, "int1_or_none"),
+                "n_noise": (2, "int1"),
+            },
+            pos=("score_model", "data", "process"),
+            use=lambda loss: loss(jnp.array(0.5), KEY),
+        ),
+        "diffusion.excess_risk": Spec(
+            diffusion.excess_risk,
+            {
+                "score": (lambda t, y: -y, "fn"),
+                "data": (_DD, "array_any_rank"),  # any event shape is valid for -y
+                "process": (_OU, _PROC),
+                "t": (0.5, "pos"),
+                "key": (KEY, "key"),
+                "n_noise": (4, "int1"),
+            },
+            pos=("score", "data", "process", "t"),
+        ),
+        "diffusion.nearest_neighbours": Spec(
+            diffusion.nearest_neighbours,
+            {
+                "samples": (_DD[:2] + 0.1, "array"),
+                "data": (_DD, "array"),
+                "chunk_size": (2, "int1"),
+            },
+            pos=("samples", "data"),
+            names={"data": ("samples",)},
+        ),
+        "diffusion.memorized_fraction": Spec(
+            diffusion.memorized_fraction,
+            {"samples": (_DD[:2] + 0.1, "array"), "data": (_DD, "array"), "ratio": (0.3, "pos")},
+            pos=("samples", "data"),
+            names={"data": ("samples",)},
+        ),
+        "diffusion.mmd": Spec(
+            diffusion.mmd,
+            {"x": (_DD, "array"), "y": (_DD + 0.5, "array"), "bandwidth": (1.0, "pos")},
+            pos=("x", "y"),
+            names={"x": ("y",)},
+        ),
+    }
+)
+
 MODULES = {
     "models": "flowax.models",
     "dynamics": "flowax.dynamics",
     "measures": "flowax.dynamics.measures",
     "transport": "flowax.dynamics.transport",
     "games": "flowax.dynamics.games",
+    "diffusion": "flowax.dynamics.diffusion",
     "kernels": "flowax.kernels",
 }
 
