@@ -13,6 +13,8 @@ bench:
 	$(BIN)/python benchmarks/bench_particles.py
 	$(BIN)/python benchmarks/bench_barycenter.py
 	$(BIN)/python benchmarks/bench_curvature.py
+	$(BIN)/python benchmarks/bench_games.py
+	$(BIN)/python benchmarks/bench_diffusion.py
 
 lint:
 	$(BIN)/pip install -q -e ".[dev]"

@@ -95,8 +95,8 @@ class EmpiricalScore:
         self.data, self.sq, self.valid, self.process = data, sq, valid, process
         self.n, self.chunk, self.event = n, chunk, event
 
-    def tree_flatten(self):
-        return (self.data, self.sq, self.valid, self.process), (self.n, self.chunk, self.event)
+    def tree_flatten(self):  # the process is static (hashable floats): its T bounds t
+        return (self.data, self.sq, self.valid), (self.process, self.n, self.chunk, self.event)
 
     @classmethod
     def tree_unflatten(cls, aux, children):
