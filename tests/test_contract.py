@@ -438,7 +438,15 @@ def case_mixed_nash_step(dtype):
 def case_mixed_nash_flow(dtype):
     return _mixed_case(
         lambda mu, nu: games.mixed_nash_flow(
-            _torus, mu, nu, t1=0.5, n_save=3, domain="torus", rtol=1e-10, atol=1e-12
+            _torus,
+            mu,
+            nu,
+            t1=0.2,
+            n_save=3,
+            domain="torus",
+            adaptive=False,
+            dt0=0.05,
+            solver="heun",
         ),
         dtype,
     )

@@ -24,7 +24,7 @@ import numpy as np
 
 from ...models import _checks
 from ._processes import check_process, check_time
-from ._scores import DEFAULT_CHUNK, check_data, check_queries, empirical_score
+from ._scores import DEFAULT_CHUNK, check_data, check_queries, empirical_score, pad_to_chunks
 
 
 def _flat(x):
@@ -48,19 +48,16 @@ def nearest_neighbours(
     chunk = _checks.check_positive_int("chunk_size", chunk_size)
     x = _flat(jnp.asarray(data))
     y = jnp.reshape(jnp.asarray(samples), (-1, x.shape[1])).astype(x.dtype)
-    n = x.shape[0]
-    chunk = min(chunk, n)
-    pad = (-n) % chunk
-    xs = jnp.concatenate([x, jnp.zeros((pad, x.shape[1]), x.dtype)])
+    xs, valid, chunk = pad_to_chunks(x, chunk)
     sq = jnp.sum(xs**2, 1)
-    idx = jnp.arange(n + pad)
+    idx = jnp.arange(xs.shape[0])
     ysq = jnp.sum(y**2, 1)
 
     def body(carry, block):
         best, arg = carry
-        xc, sqc, ic = block
+        xc, sqc, ic, vc = block
         d2 = jnp.maximum(ysq[:, None] - 2 * y @ xc.T + sqc[None, :], 0.0)
-        d2 = jnp.where(ic[None, :] < n, d2, jnp.inf)
+        d2 = jnp.where(vc[None, :], d2, jnp.inf)
         both = jnp.concatenate([best, d2], axis=1)
         both_idx = jnp.concatenate([arg, jnp.broadcast_to(ic, d2.shape)], axis=1)
         neg, pos = jax.lax.top_k(-both, 2)
@@ -72,6 +69,7 @@ def nearest_neighbours(
         xs.reshape(-1, chunk, x.shape[1]),
         sq.reshape(-1, chunk),
         idx.reshape(-1, chunk),
+        valid.reshape(-1, chunk),
     )
     (best, arg), _ = jax.lax.scan(body, init, blocks)
     return jnp.sqrt(best), arg[:, 0]

@@ -60,6 +60,16 @@ def check_queries(name: str, y: Any, event: tuple[int, ...]) -> None:
         )
 
 
+def pad_to_chunks(flat: jax.Array, chunk: int) -> tuple[jax.Array, jax.Array, int]:
+    """``flat [n, D]`` zero-padded to a multiple of ``min(chunk, n)`` rows: ``(padded, valid
+    [n_pad] bool, chunk)``."""
+    n = flat.shape[0]
+    chunk = min(chunk, n)
+    pad = (-n) % chunk
+    padded = jnp.concatenate([flat, jnp.zeros((pad, flat.shape[1]), flat.dtype)])
+    return padded, jnp.arange(n + pad) < n, chunk
+
+
 def _moments(y, xs, sq, valid, mu, sigma2, chunk):
     """Running ``(max logit, sum exp, sum exp * x)`` over data chunks for queries ``y [q, D]``."""
     q, dim = y.shape
@@ -158,11 +168,7 @@ def empirical_score(data: Any, process: Any, *, chunk_size: int = DEFAULT_CHUNK)
     chunk = _checks.check_positive_int("chunk_size", chunk_size)
     data = jnp.asarray(data)
     n = data.shape[0]
-    flat = data.reshape(n, -1)
-    chunk = min(chunk, n)
-    pad = (-n) % chunk
-    flat = jnp.concatenate([flat, jnp.zeros((pad, flat.shape[1]), flat.dtype)])
-    valid = jnp.arange(n + pad) < n
+    flat, valid, chunk = pad_to_chunks(data.reshape(n, -1), chunk)
     sq = jnp.sum(flat**2, axis=1)
     return EmpiricalScore(flat, sq, valid, process, n, chunk, event)
 

@@ -60,7 +60,7 @@ def test_reverse_sde_with_the_empirical_score_memorizes_and_smoothing_undoes_it(
     copy the training points (1/3 rule) at mean distance sigma E|Z| = sigma sqrt(pi/2) (d = 2) from
     mu x_i. Kernel-smoothed scores of growing bandwidth (one vmap) copy less and less."""
     proc = dfn.OrnsteinUhlenbeck(T=3.0)
-    t_min, n = 0.01, 400  # sigma_min = 0.14; steps: du = 0.002 = sigma_min^2 / 10 (EM stable)
+    t_min, n = 0.01, 200  # sigma_min = 0.14; steps: du = 0.002 = sigma_min^2 / 10 (EM stable)
     kw = dict(key=jax.random.key(2), n=n, event_shape=(2,), t_min=t_min, steps=1500)
     out, stats = jax.jit(lambda: dfn.sample(dfn.empirical_score(DATA, proc), proc, **kw))()
     assert int(stats.status) == 0
@@ -75,7 +75,7 @@ def test_reverse_sde_with_the_empirical_score_memorizes_and_smoothing_undoes_it(
         out, _ = dfn.sample(score, proc, **kw)
         return dfn.memorized_fraction(out, mu * DATA)
 
-    fracs = np.asarray(jax.jit(jax.vmap(smoothed))(jnp.array([0.1, 0.5, 1.0, 2.0])))
+    fracs = np.asarray(jax.jit(jax.vmap(smoothed))(jnp.array([0.1, 1.0, 2.0])))
     assert np.all(np.diff(fracs) < 0) and fracs[0] > 0.6 and fracs[-1] < 0.15, fracs
 
 
@@ -88,7 +88,7 @@ def test_dsm_excess_risk_identity():
     star = dfn.empirical_score(data, OU)
     loss_fit = dfn.dsm_loss(lambda p, y: fit(t, y), data, OU, t=t)
     loss_star = dfn.dsm_loss(lambda p, y: star(t, y), data, OU, t=t)
-    keys = jax.random.split(jax.random.key(3), 4000)
+    keys = jax.random.split(jax.random.key(3), 2000)
     diff = jax.vmap(lambda k: loss_fit(None, k) - loss_star(None, k))(keys)
     est, se = dfn.excess_risk(fit, data, OU, t, key=jax.random.key(4), n_noise=500)
     se_diff = float(jnp.std(diff) / np.sqrt(diff.size))
@@ -135,3 +135,17 @@ def test_blow_up_is_reported_and_bad_input():
         dfn.dsm_loss(lambda p, y: y, DATA, OU, t=0.1, weighting="snr")
     with pytest.raises(ValueError, match="^y: expected points"):
         dfn.mmd(DATA, DATA[:, :1], bandwidth=1.0)
+
+
+def test_nearest_neighbours_against_brute_force():
+    """Streamed top-2 distances (any chunk size) = the sorted full distance matrix."""
+    x = jax.random.normal(jax.random.key(6), (23, 3))
+    y = jax.random.normal(jax.random.key(7), (9, 3))
+    full = np.sort(np.linalg.norm(np.asarray(y)[:, None] - np.asarray(x)[None], axis=-1), 1)
+    arg = np.argmin(np.linalg.norm(np.asarray(y)[:, None] - np.asarray(x)[None], axis=-1), 1)
+    for chunk in (1, 5, 23):
+        dist, idx = dfn.nearest_neighbours(y, x, chunk_size=chunk)
+        np.testing.assert_allclose(dist, full[:, :2], atol=1e-12)
+        np.testing.assert_array_equal(idx, arg)
+    ratio = full[:, 0] / full[:, 1]
+    np.testing.assert_allclose(dfn.memorized_fraction(y, x), np.mean(ratio < 1 / 3))

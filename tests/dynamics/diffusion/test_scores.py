@@ -29,11 +29,11 @@ def mixture_log_density(data, process, t, y):
 @pytest.mark.parametrize("process", PROCS, ids=lambda p: type(p).__name__)
 def test_empirical_score_is_the_gradient_of_the_log_density(process):
     y = 1.5 * jax.random.normal(jax.random.key(1), (6, 3))
-    for t in (0.02 * process.T, 0.3 * process.T, process.T):
+    for t in (0.02 * process.T, process.T):
         grad = jax.vmap(jax.grad(mixture_log_density, 3), (None, None, None, 0))(
             DATA, process, t, y
         )
-        for chunk in (1, 8, 37):
+        for chunk in (8, 37):  # several chunks with padding; one chunk
             score = dfn.empirical_score(DATA, process, chunk_size=chunk)
             scale = 1 + jnp.max(jnp.abs(grad))
             np.testing.assert_allclose(score(t, y) / scale, grad / scale, atol=1e-10)
@@ -70,7 +70,7 @@ def test_empirical_score_converges_to_the_gaussian_score_like_one_over_n():
         @ jnp.linalg.cholesky(mu**2 * c + sig**2 * jnp.eye(2)).T
     )
     target = exact(t, queries)
-    sizes = np.array([50, 100, 200, 400, 800, 1600])
+    sizes = np.array([100, 200, 400, 800])
     seeds = jax.random.split(jax.random.key(3), 40)
 
     def mse(key, n):
