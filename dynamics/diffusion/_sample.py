@@ -20,6 +20,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ...models import _checks
 from .._integrate import integrate
@@ -41,6 +42,7 @@ def sample(
     t_max: float | None = None,
     method: str = "sde",
     steps: int | None = None,
+    dt: float | None = None,
     solver: Any = None,
     rtol: float = 1e-6,
     atol: float = 1e-8,
@@ -58,8 +60,10 @@ def sample(
       n: number of samples; event_shape: the shape of one sample.
       t_min: final time ``0 < t_min < t_max`` (stop short of 0, where ``s*`` is singular).
       t_max: start time (default the process's ``T``).
-      method: ``"sde"`` (reverse SDE, ``steps`` fixed steps) or ``"ode"`` (probability flow;
-        adaptive unless ``steps`` is given).
+      method: ``"sde"`` (reverse SDE, fixed steps) or ``"ode"`` (probability flow; adaptive
+        unless ``steps`` or ``dt`` is given).
+      steps: number of fixed steps over ``[t_min, t_max]``; or dt: the fixed step size (the
+        last step is shortened to end at ``t_min``). One of them is required for the SDE.
       solver: any `integrate` solver (default Euler-Maruyama for the SDE, Tsit5 for the ODE).
       rtol, atol, max_steps: of the adaptive ODE solve.
       dtype: of the start points (default: the default float dtype).
@@ -71,7 +75,8 @@ def sample(
 
     Raises:
       ValueError: an invalid process, times outside ``(0, T]`` or ``t_min >= t_max``, an unknown
-        method, an SDE without ``steps``, a non-positive ``n`` or ``steps``.
+        method, an SDE without ``steps`` or ``dt``, both given, a non-positive ``n``, ``steps`` or
+        ``dt``.
     """
     _checks.check_callable("score", score)
     check_process(process)
@@ -84,10 +89,16 @@ def sample(
     lo, hi = _checks.concrete(t_min), _checks.concrete(t_max)
     if lo is not None and hi is not None and float(lo) >= float(hi):
         raise ValueError(f"t_min: expected t_min < t_max = {float(hi)}, got {float(lo)}")
+    if steps is not None and dt is not None:
+        raise ValueError("dt: pass either steps or dt, not both")
     if steps is not None:
         steps = _checks.check_positive_int("steps", steps)
+    elif dt is not None:
+        _checks.check_positive("dt", dt)
     elif method == "sde":
-        raise ValueError("steps: the reverse SDE takes fixed steps; pass steps=K (e.g. 200)")
+        raise ValueError(
+            "steps: the reverse SDE takes fixed steps; pass steps=K (e.g. 200) or a step size dt"
+        )
     _checks.check_key("key", key)
     dtype = dtype or jnp.result_type(float)
     k_start, k_noise = jax.random.split(key)
@@ -112,6 +123,12 @@ def sample(
     options: dict[str, Any] = dict(n_save=2, solver=solver, max_steps=max_steps)
     if steps is not None:
         options.update(adaptive=False, dt0=span / steps, max_steps=max(max_steps, steps + 1))
+    elif dt is not None:
+        lo_, hi_ = _checks.concrete(span), _checks.concrete(dt)
+        need = (
+            int(np.ceil(float(lo_) / float(hi_))) + 1 if lo_ is not None and hi_ is not None else 0
+        )
+        options.update(adaptive=False, dt0=dt, max_steps=max(max_steps, need))
     if method == "sde":
         options.update(diffusion=diffusion, key=k_noise)
     else:

@@ -125,6 +125,12 @@ def test_blow_up_is_reported_and_bad_input():
         dfn.sample(score, OU, t_min=0.1, **kw)
     with pytest.raises(ValueError, match="^method"):
         dfn.sample(score, OU, t_min=0.1, method="ddim", steps=3, **kw)
+    with pytest.raises(ValueError, match="^dt: pass either"):
+        dfn.sample(score, OU, t_min=0.1, steps=3, dt=0.1, **kw)
+    # dt = span / steps is the same run as steps
+    a, _ = dfn.sample(score, OU, t_min=0.1, steps=7, **kw)
+    b, _ = dfn.sample(score, OU, t_min=0.1, dt=(OU.T - 0.1) / 7, **kw)
+    np.testing.assert_allclose(a, b, atol=1e-10)
     with pytest.raises(ValueError, match=r"^t_min: expected times in \(0, T\]"):
         dfn.sample(score, OU, t_min=0.0, steps=3, **kw)
     with pytest.raises(ValueError, match="^t_min: expected t_min < t_max"):
