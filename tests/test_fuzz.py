@@ -914,7 +914,12 @@ SPECS.update(
     {
         "diffusion.empirical_score": Spec(
             diffusion.empirical_score,
-            {"data": (_DD, "array"), "process": (_OU, _PROC), "chunk_size": (2, "int1")},
+            {
+                "data": (_DD, "array"),
+                "process": (_OU, _PROC),
+                "weights": (jnp.array([1.0, 0.0, 2.0]), "array_or_none"),
+                "chunk_size": (2, "int1"),
+            },
             pos=("data", "process"),
             use=_score_use,
             names={"data": ("y",)},  # data of another event shape: the queries no longer fit

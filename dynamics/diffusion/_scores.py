@@ -70,27 +70,29 @@ def pad_to_chunks(flat: jax.Array, chunk: int) -> tuple[jax.Array, jax.Array, in
     return padded, jnp.arange(n + pad) < n, chunk
 
 
-def _moments(y, xs, sq, valid, mu, sigma2, chunk):
-    """Running ``(max logit, sum exp, sum exp * x)`` over data chunks for queries ``y [q, D]``."""
+def _moments(y, xs, sq, logw, mu, sigma2, chunk):
+    """Running ``(max logit, sum exp, sum exp * x)`` over data chunks for queries ``y [q, D]``
+    (``logw``: log weights, ``-inf`` for padding and zero-weight points)."""
     q, dim = y.shape
     n_chunks = xs.shape[0] // chunk
     xs = xs.reshape(n_chunks, chunk, dim)
-    sq, valid = sq.reshape(n_chunks, chunk), valid.reshape(n_chunks, chunk)
+    sq, logw = sq.reshape(n_chunks, chunk), logw.reshape(n_chunks, chunk)
     dtype = jnp.result_type(y, xs)
 
     def body(carry, block):
         m, s, acc = carry
-        xc, sqc, vc = block
-        logits = (mu * (y @ xc.T) - 0.5 * mu**2 * sqc[None, :]) / sigma2
-        logits = jnp.where(vc[None, :], logits, -jnp.inf)
+        xc, sqc, lw = block
+        logits = (mu * (y @ xc.T) - 0.5 * mu**2 * sqc[None, :]) / sigma2 + lw[None, :]
         m_new = jnp.maximum(m, jnp.max(logits, axis=1))
-        scale = jnp.exp(m - m_new)
-        p = jnp.exp(logits - m_new[:, None])
+        safe = jnp.where(jnp.isfinite(m_new), m_new, 0.0)  # a chunk of zero weights only
+        scale = jnp.exp(m - safe)
+        p = jnp.exp(logits - safe[:, None])
         return (m_new, s * scale + p.sum(1), acc * scale[:, None] + p @ xc), None
 
     init = (jnp.full(q, -jnp.inf, dtype), jnp.zeros(q, dtype), jnp.zeros((q, dim), dtype))
-    (m, s, acc), _ = jax.lax.scan(body, init, (xs, sq, valid))
-    return m, s, acc
+    (m, s, acc), _ = jax.lax.scan(body, init, (xs, sq, logw))
+    safe = jnp.where(jnp.isfinite(m), m, 0.0)
+    return safe, s, acc
 
 
 @jax.tree_util.register_pytree_node_class
@@ -101,12 +103,12 @@ class EmpiricalScore:
     ``y`` is ``[..., *event]`` (any leading batch axes), ``t`` a scalar in ``(0, T]``.
     """
 
-    def __init__(self, data, sq, valid, process, n, chunk, event):
-        self.data, self.sq, self.valid, self.process = data, sq, valid, process
+    def __init__(self, data, sq, logw, process, n, chunk, event):
+        self.data, self.sq, self.logw, self.process = data, sq, logw, process
         self.n, self.chunk, self.event = n, chunk, event
 
     def tree_flatten(self):  # the process is static (hashable floats): its T bounds t
-        return (self.data, self.sq, self.valid), (self.process, self.n, self.chunk, self.event)
+        return (self.data, self.sq, self.logw), (self.process, self.n, self.chunk, self.event)
 
     @classmethod
     def tree_unflatten(cls, aux, children):
@@ -119,7 +121,7 @@ class EmpiricalScore:
         batch = jnp.shape(y)[: jnp.ndim(y) - len(self.event)]
         y2 = jnp.reshape(y, (-1, math.prod(self.event))).astype(self.data.dtype)
         mu, sigma = self.process.mean_scale(t), self.process.std(t)
-        m, s, acc = _moments(y2, self.data, self.sq, self.valid, mu, sigma**2, self.chunk)
+        m, s, acc = _moments(y2, self.data, self.sq, self.logw, mu, sigma**2, self.chunk)
         return batch, y2, mu, sigma, m, s, acc
 
     def denoiser(self, t, y):
@@ -137,14 +139,17 @@ class EmpiricalScore:
         batch, y2, mu, sigma, m, s, _ = self._stats(t, y)
         dim = y2.shape[1]
         quad = jnp.sum(y2**2, axis=1) / (2 * sigma**2)
-        out = m + jnp.log(s) - quad - jnp.log(self.n) - 0.5 * dim * jnp.log(2 * jnp.pi * sigma**2)
+        log_total = jax.scipy.special.logsumexp(self.logw)
+        out = m + jnp.log(s) - quad - log_total - 0.5 * dim * jnp.log(2 * jnp.pi * sigma**2)
         return out.reshape(batch)
 
     def __repr__(self):
         return f"EmpiricalScore(n={self.n}, event={self.event}, process={self.process!r})"
 
 
-def empirical_score(data: Any, process: Any, *, chunk_size: int = DEFAULT_CHUNK) -> EmpiricalScore:
+def empirical_score(
+    data: Any, process: Any, *, weights: Any = None, chunk_size: int = DEFAULT_CHUNK
+) -> EmpiricalScore:
     """The exact minimizer of denoising score matching on ``data``: ``s*(t, y)`` (module
     docstring), with ``.denoiser(t, y)`` and ``.log_density(t, y)``.
 
@@ -152,6 +157,9 @@ def empirical_score(data: Any, process: Any, *, chunk_size: int = DEFAULT_CHUNK)
       data: ``[n, ...]`` float training points (finite).
       process: a forward process (`OrnsteinUhlenbeck`, `VariancePreserving`,
         `VarianceExploding`).
+      weights: optional ``[n]`` non-negative weights of the points (the empirical law
+        ``sum_i w_i delta_{x_i} / sum_i w_i``); a 0/1 mask selects a subset, so datasets of
+        different sizes are one `jax.vmap` over masks.
       chunk_size: data points per streamed block (memory ``O(queries x chunk_size)``); the
         data are padded to a multiple of it.
 
@@ -170,7 +178,21 @@ def empirical_score(data: Any, process: Any, *, chunk_size: int = DEFAULT_CHUNK)
     n = data.shape[0]
     flat, valid, chunk = pad_to_chunks(data.reshape(n, -1), chunk)
     sq = jnp.sum(flat**2, axis=1)
-    return EmpiricalScore(flat, sq, valid, process, n, chunk, event)
+    if weights is None:
+        w = jnp.ones(n, flat.dtype)
+    else:
+        _checks.check_array("weights", weights, ndim=1)
+        if np.shape(weights) != (n,):
+            raise ValueError(
+                f"weights: expected shape ({n},) (one per point), got {np.shape(weights)}"
+            )
+        wc = _checks.concrete(weights)
+        if wc is not None and (np.any(wc < 0) or not np.sum(wc) > 0):
+            raise ValueError("weights: expected non-negative weights with a positive sum")
+        w = jnp.asarray(weights, flat.dtype)
+    w = jnp.concatenate([w, jnp.zeros(flat.shape[0] - n, flat.dtype)])
+    logw = jnp.where(valid & (w > 0), jnp.log(jnp.where(w > 0, w, 1.0)), -jnp.inf)
+    return EmpiricalScore(flat, sq, logw, process, n, chunk, event)
 
 
 def _check_cov(mean, cov):

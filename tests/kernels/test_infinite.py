@@ -65,7 +65,10 @@ def _wide_net(width, norm, activation="relu", outputs=64):
     return apply, init
 
 
-@pytest.mark.parametrize("activation,norm", [("relu", None), ("relu", "layernorm"), ("erf", None)])
+@pytest.mark.parametrize(
+    "activation,norm",
+    [("relu", None), ("relu", "layernorm"), pytest.param("erf", None, marks=pytest.mark.slow)],
+)
 def test_analytic_matches_wide_networks(activation, norm):
     # Monte Carlo over 16 draws of networks of widths 512 and 2048: the mean empirical NNGP
     # (outputs averaged) and NTK match the analytic kernels within 4 standard errors (these

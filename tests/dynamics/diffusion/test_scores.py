@@ -207,3 +207,31 @@ def test_bad_input():
         dfn.kernel_smoothed_score(jnp.zeros((3, 10)), OU, 0.1, order=4)
     with pytest.raises(ValueError, match="^process.T"):
         dfn.empirical_score(DATA, dfn.OrnsteinUhlenbeck(T=-1.0))
+
+
+def test_weights_mask_subsets_so_dataset_sizes_are_one_vmap():
+    """A 0/1 mask of the first k points is the empirical score of data[:k] (score and log density);
+    general weights give the weighted mixture; sizes k = 5, 20, 37 in one vmap."""
+    y = jax.random.normal(jax.random.key(9), (4, 3))
+    sizes = jnp.array([5, 20, 37])
+
+    def masked(k):
+        score = dfn.empirical_score(DATA, OU, weights=(jnp.arange(37) < k) * 1.0, chunk_size=8)
+        return score(0.3, y), score.log_density(0.3, y)
+
+    scores, logps = jax.vmap(masked)(sizes)
+    for i, k in enumerate(np.asarray(sizes)):
+        sub = dfn.empirical_score(DATA[:k], OU)
+        np.testing.assert_allclose(scores[i], sub(0.3, y), atol=1e-10)
+        np.testing.assert_allclose(logps[i], sub.log_density(0.3, y), atol=1e-10)
+    w = jnp.arange(1.0, 38.0)
+    weighted = dfn.empirical_score(DATA, OU, weights=w)
+
+    def logp(y):
+        mu, sig = OU.mean_scale(0.3), OU.std(0.3)
+        d2 = jnp.sum((y[None] - mu * DATA) ** 2, -1)
+        return jax.scipy.special.logsumexp(-d2 / (2 * sig**2), b=w / w.sum())
+
+    np.testing.assert_allclose(weighted(0.3, y), jax.vmap(jax.grad(logp))(y), atol=1e-10)
+    with pytest.raises(ValueError, match="^weights: expected non-negative"):
+        dfn.empirical_score(DATA, OU, weights=-w)
