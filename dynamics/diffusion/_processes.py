@@ -125,7 +125,7 @@ def check_process(process, name: str = "process") -> None:
 
 def check_time(name: str, t, process) -> None:
     """Raises unless ``t`` is a real scalar and, when concrete, lies in ``(0, T]``."""
-    if np.ndim(t) != 0 if not isinstance(t, (str, bytes)) else True:
+    if isinstance(t, (str, bytes)) or np.ndim(t) != 0:
         raise ValueError(f"{name}: expected a scalar time in (0, {process.T}], got {t!r}")
     value = _checks.concrete(t)
     if value is None:
