@@ -60,7 +60,7 @@ def dsm_loss(
     """
     apply = score_model.apply if isinstance(score_model, Model) else score_model
     _checks.check_callable("score_model", apply)
-    event = check_data("data", data)
+    check_data("data", data)
     check_process(process)
     if (t is None) == (t_sampler is None):
         raise ValueError("t: pass exactly one of a fixed time t or a t_sampler(key, shape)")
@@ -74,7 +74,6 @@ def dsm_loss(
     if batch_size is not None:
         batch_size = _checks.check_positive_int("batch_size", batch_size)
     x = jnp.reshape(jnp.asarray(data), (jnp.shape(data)[0], -1))
-    del event
 
     def loss(params, key):
         k_batch, k_t, k_z = jax.random.split(key, 3)

@@ -335,6 +335,7 @@ def test_tracked_sharpness_edge_of_stability_and_warm_equals_cold():
     np.testing.assert_allclose(path.values, cold, rtol=1e-3)
 
 
+@pytest.mark.slow  # 21 s; tracking is also checked by the edge-of-stability test
 def test_sharpness_along_a_gradient_flow_and_at_irregular_save_steps():
     # gradient flow has no step to hook into: save the parameters, then `sharpness_path`
     # warm-starts Lanczos from save to save; `track_sharpness(every=save_steps)` updates exactly

@@ -48,6 +48,7 @@ def test_gaussian_entropic_ot_limits():
     np.testing.assert_allclose(two, one, rtol=1e-12)
 
 
+@pytest.mark.slow  # 28 s; sinkhorn_divergence keeps its contract case (jit, vmap, float32)
 def test_sinkhorn_divergence_zero_on_diagonal_and_gradient():
     k1, k2 = jax.random.split(jax.random.key(0))
     mu = Particles(jnp.full(12, 1 / 12), jax.random.normal(k1, (12, 2)))
