@@ -19,20 +19,26 @@ from ..models import _checks
 from . import _save
 from ._integrate import VectorField, integrate
 from ._iterate import Stepper, call_with_args, iterate
+from ._rates import check_rates, scale_by_rates
 from ._trajectory import Trajectory
 
 PyTree = Any
 
 
-def gradient_field(loss: Callable[..., jax.Array]) -> VectorField:
-    """The vector field ``field(t, theta, args) = -grad L(theta[, args])`` (diffrax's ODETerm
-    contract; ``args`` is handed to the loss when it is not None)."""
+def gradient_field(loss: Callable[..., jax.Array], *, rates: PyTree = None) -> VectorField:
+    """The vector field ``field(t, theta, args) = -eta * grad L(theta[, args])`` (diffrax's ODETerm
+    contract; ``args`` is handed to the loss when it is not None).
+
+    ``rates`` (default 1): per-leaf multipliers ``eta``, a prefix tree of the params whose leaves
+    are numbers or arrays over the leading axes of the leaves they cover (e.g. a rate per layer of
+    weights stacked along a depth axis); see `gradient_flow`.
+    """
     _checks.check_callable("loss", loss)
 
     def field(t, params, args):
         del t
         g = jax.grad(lambda p: call_with_args(loss, p, args))(params)
-        return jax.tree_util.tree_map(jnp.negative, g)
+        return jax.tree_util.tree_map(jnp.negative, scale_by_rates(rates, g))
 
     return field
 
@@ -44,12 +50,15 @@ def gradient_flow(
     t1: float | jax.Array,
     args: PyTree = None,
     observables: dict[str, Callable] | None = None,
+    rates: PyTree = None,
     **integrator_options: Any,
 ) -> Trajectory:
     r"""Gradient flow ``d theta/dt = -grad L(theta)`` from ``theta(0) = params`` to ``t1``.
 
     The continuous-time limit of gradient descent with step ``eta -> 0`` at time ``t = k eta``;
-    integrated by `integrate` (adaptive Tsit5 by default).
+    integrated by `integrate` (adaptive Tsit5 by default). With ``rates`` each parameter group
+    has its own time scale, ``d theta_k/dt = -eta_k dL/d theta_k`` (e.g. the depth-scaled flow
+    ``dZ_k/dt = -L dl/dZ_k`` of a ResNet's blocks: `flowax.models.depth_rates`).
 
     Args:
       loss: ``L(params) -> scalar`` (or ``L(params, args)`` when ``args`` is given).
@@ -57,6 +66,9 @@ def gradient_flow(
       t1: final time (may be traced, e.g. a per-lane horizon inside `sweep`).
       args: data handed to the loss (and to a traced horizon's lane) as its second argument.
       observables: ``{name: fn(t, params)}``; default ``{"loss": L}``. Pass ``{}`` for none.
+      rates: per-leaf rate multipliers ``eta_k >= 0``: a prefix tree of ``params`` whose leaves
+        are numbers, or arrays whose shape is the leading axes of the leaves they scale (a rate
+        per layer of stacked weights). Default: 1 everywhere.
       **integrator_options: any keyword of `integrate` (``ts``, ``n_save``, ``spacing``,
         ``t0``, ``solver``, ``adaptive``, ``rtol``, ``atol``, ``dt0``, ``max_steps``).
 
@@ -77,10 +89,11 @@ def gradient_flow(
     _checks.check_finite_tree("params", params)
     fn = lambda p: call_with_args(loss, p, args)  # noqa: E731
     _checks.check_scalar_fn("loss", fn, params, call="loss(params)")
+    check_rates(rates, params)
     if observables is None:
         observables = {"loss": lambda t, p: fn(p)}
     return integrate(
-        gradient_field(loss),
+        gradient_field(loss, rates=rates),
         params,
         t1=t1,
         args=args,
@@ -118,6 +131,7 @@ def descent_step(
     *,
     lr: float | jax.Array | None = None,
     optimizer: optax.GradientTransformation | None = None,
+    rates: PyTree = None,
 ) -> Stepper:
     """One step of gradient descent ``theta <- theta - lr grad L(theta)``, or of an optax optimizer.
 
@@ -133,6 +147,8 @@ def descent_step(
       loss: ``L(params) -> scalar``, or ``L(params, args)`` for steps given ``args``.
       lr: step size of plain gradient descent (exclusive with ``optimizer``).
       optimizer: an optax ``GradientTransformation`` (exclusive with ``lr``).
+      rates: per-leaf multipliers of the updates (after the optimizer), as in `gradient_flow`:
+        ``theta_k <- theta_k - lr eta_k grad_k L``.
 
     Returns:
       ``Stepper(init(params) -> DescentState, step(state, args=None), value = state.params)``.
@@ -142,11 +158,13 @@ def descent_step(
 
     def init(params, *, key=None):
         del key
+        check_rates(rates, params)
         return DescentState(params, opt.init(params), jnp.zeros((), jnp.int32))
 
     def step(state, args=None):
         grads = jax.grad(lambda p: call_with_args(loss, p, args))(state.params)
         updates, opt_state = opt.update(grads, state.opt_state, state.params)
+        updates = scale_by_rates(rates, updates)
         return DescentState(optax.apply_updates(state.params, updates), opt_state, state.count + 1)
 
     return Stepper(init, step, value=lambda s: s.params)
@@ -165,6 +183,7 @@ def gradient_descent(
     args: PyTree = None,
     batches: PyTree = None,
     observables: dict[str, Callable] | None = None,
+    rates: PyTree = None,
 ) -> Trajectory:
     """Gradient descent ``theta_{k+1} = theta_k - lr grad L(theta_k)`` (or an optax optimizer).
 
@@ -183,12 +202,15 @@ def gradient_descent(
         ``steps``), see `iterate`.
       observables: ``{name: fn(t, params)}``; default ``{"loss": L}`` (with ``args``:
         ``L(params, args)``; with ``batches``: none, pass your own).
+      rates: per-leaf multipliers of the updates, as in `gradient_flow` (with ``lr`` and
+        ``rates`` this is the Euler scheme of the flow with those rates).
 
     Returns:
       `Trajectory` with ``final`` the parameters after ``steps`` steps.
     """
-    stepper = descent_step(loss, lr=lr, optimizer=optimizer)
+    stepper = descent_step(loss, lr=lr, optimizer=optimizer, rates=rates)
     _checks.check_finite_tree("params", params)
+    check_rates(rates, params)
     if batches is None:
         fn = lambda p: call_with_args(loss, p, args)  # noqa: E731
         _checks.check_scalar_fn("loss", fn, params, call="loss(params)")

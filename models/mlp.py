@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from . import _checks
 from ._model import PARAMETRIZATIONS, Model, check_batch, check_params_shapes, get_activation
@@ -85,6 +86,11 @@ def mlp(
     Returns:
       ``Model(init, apply)``; params are a tuple of ``{"w": [n_{l-1}, n_l], "b": [n_l]}`` dicts,
       of the dtype of ``scale`` (a Python float gives the default float).
+      ``apply(params, x, *, perturb=None, return_features=False)``: with ``return_features``
+      it returns ``(y, features)``, ``features[l] = h_{l+1}[None]`` (the pre-activation output
+      of layer ``l + 1``, with a leading layer axis of size 1; the last is ``y``). ``perturb``,
+      of the same structure, is added to each ``h_l`` where it is computed (so the gradient in
+      ``perturb`` at 0 is the backward pass ``dl/dh_l``; see `flowax.kernels.feature_updates`).
 
     Example:
       >>> model = mlp([3, 64, 1], activation="tanh", parametrization="ntk")
@@ -124,17 +130,24 @@ def mlp(
             params.append(layer)
         return tuple(params)
 
-    def apply(params, x):
+    def apply(params, x, *, perturb=None, return_features=False):
         check_params_shapes(params, shapes)
         check_batch(x, widths[0])
-        h = x
+        if perturb is not None:
+            n, dtype = np.shape(x)[0], jnp.result_type(*jax.tree_util.tree_leaves(params), x)
+            want = tuple(jax.ShapeDtypeStruct((1, n, w), dtype) for w in widths[1:])
+            check_params_shapes(perturb, want, name="perturb")
+        h, features = x, []
         for l, (layer, (_, w_mult, _, b_mult)) in enumerate(zip(params, consts, strict=True)):
             h = w_mult * (h @ layer["w"])
             if use_bias:
                 h = h + b_mult * layer["b"][None, :]
+            if perturb is not None:
+                h = h + perturb[l][0]
+            features.append(h[None])
             if l < len(consts) - 1:
                 h = phi(h)
-        return h
+        return (h, tuple(features)) if return_features else h
 
     return Model(init, apply)
 

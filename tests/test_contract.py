@@ -4,8 +4,8 @@ and values under vmap, float32 in -> float32 out, and bad input -> a ValueError 
 Each case is ``build(dtype) -> (fn, x, x2)``: ``fn`` a pure function of an array (or pytree)
 ``x`` of the entry point's numeric input; ``x2`` a second value of the same shape. The checks:
 ``jit(fn)(x) == fn(x)`` (same program up to compilation: rounding), ``jit`` traces once for
-``x`` and ``x2``, ``vmap(fn)([x, x2])[i] == jit(fn)(x_i)``, and ``fn`` of float32 inputs returns
-float32 floating leaves (checked by abstract evaluation).
+``x`` and ``x2``, ``jit(vmap(fn))([x, x2])[i] == jit(fn)(x_i)``, and ``fn`` of float32 inputs
+returns float32 floating leaves (checked by abstract evaluation).
 """
 
 import re
@@ -718,20 +718,54 @@ LOOSE = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_contract(name):
+# Cases whose un-jitted run costs most of their time (op-by-op dispatch around solvers and
+# Lanczos loops): the default run checks jit, no retrace, vmap and dtypes; the comparison with
+# the un-jitted call runs with the slow tests (`make test-slow`).
+EAGER_SLOW = {
+    "barycenter_particles",
+    "excess_risk",
+    "fisher_rao_flow",
+    "game_flow",
+    "hessian_trace",
+    "mean_field_langevin",
+    "mean_field_langevin_heun",
+    "mixed_nash_flow",
+    "sample",
+    "sharpness_path",
+    "spectral_density",
+    "track_sharpness",
+    "wasserstein_flow",
+    "wfr_flow",
+}
+
+
+def _check_contract(name, *, eager, batched=True):
     chex.clear_trace_counter()
     fn, x, x2 = CASES[name](jnp.float64)
     rtol = 1e-7 if name in LOOSE else 1e-10
     jitted = jax.jit(chex.assert_max_traces(fn, n=1))
     a, b = jitted(x), jitted(x2)  # a second value: no retrace
-    tree_allclose(a, fn(x), rtol=rtol, atol=1e-12)
+    if eager:
+        tree_allclose(a, fn(x), rtol=rtol, atol=1e-12)
+    if not batched:
+        return
     both = jax.tree_util.tree_map(lambda u, v: jnp.stack([u, v]), x, x2)
-    batched = jax.vmap(fn)(both)
+    batched = jax.jit(jax.vmap(fn))(both)  # vmap's rule, compiled (eager vmap: op by op, slow)
     tree_allclose(jax.tree_util.tree_map(lambda v: v[0], batched), a, rtol=rtol, atol=1e-12)
     tree_allclose(jax.tree_util.tree_map(lambda v: v[1], batched), b, rtol=rtol, atol=1e-12)
     fn32, x32, _ = CASES[name](jnp.float32)
     assert tree_dtypes(jax.eval_shape(fn32, x32)) == {np.dtype("float32")}, name
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_contract(name):
+    _check_contract(name, eager=name not in EAGER_SLOW)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(EAGER_SLOW))
+def test_contract_jit_equals_eager(name):
+    _check_contract(name, eager=True, batched=False)
 
 
 # ------------------------------------------------------------------------------ bad input
