@@ -15,6 +15,20 @@ def _scale_tree(tree, scale):
     return jax.tree_util.tree_map(lambda p: scale * p, tree)
 
 
+def _feature_names(features) -> tuple[str, ...]:
+    if isinstance(features, str):
+        features = (features,)
+    try:
+        names = tuple(features)
+    except TypeError:
+        names = ()
+    if not names or not all(isinstance(n, str) and n for n in names):
+        raise ValueError(
+            f"features: expected a sequence of submodule names (str), got {features!r}"
+        )
+    return names
+
+
 def _check_x(x, example_shape):
     shape = tuple(np.shape(x))
     if len(shape) != len(example_shape) or shape[1:] != tuple(example_shape[1:]):
@@ -22,7 +36,47 @@ def _check_x(x, example_shape):
         raise ValueError(f"x: expected a batch of shape {want}, got shape {shape}")
 
 
-def from_flax(module: Any, x_example: jax.Array) -> Model:
+def _linen_features(module, variables, names):
+    """``apply(params, x, perturb, return_features)`` tapping the outputs of named submodules."""
+    from flax import linen as nn
+
+    def apply(params, x, perturb=None, return_features=False):
+        found: dict[int, jax.Array] = {}
+
+        def interceptor(next_fun, args, kwargs, context):
+            out = next_fun(*args, **kwargs)
+            if context.method_name != "__call__":
+                return out
+            mod = context.module
+            path = "/".join(str(p) for p in mod.path)
+            for i, name in enumerate(names):
+                if name in (mod.name, path):
+                    if i in found:
+                        raise ValueError(
+                            f"features: submodule {name!r} is called more than once; name "
+                            "each feature's submodule once"
+                        )
+                    if perturb is not None:
+                        out = out + perturb[i][0]
+                    found[i] = out
+            return out
+
+        with nn.intercept_methods(interceptor):
+            y = module.apply({"params": params, **variables}, x)
+        missing = [n for i, n in enumerate(names) if i not in found]
+        if missing:
+            raise ValueError(
+                f"features: no submodule named {missing} was called (give the submodules' names "
+                "or '/'-joined paths, e.g. 'Dense_0' or 'block/Dense_1')"
+            )
+        if return_features:
+            return y, tuple(found[i][None] for i in range(len(names)))
+        return y
+
+    return apply
+
+
+def from_flax(module: Any, x_example: jax.Array, *, features: Any = None) -> Model:
     """Wraps a flax module as ``Model(init, apply)``.
 
     * A ``flax.linen.Module``: ``init(key, scale) = scale * module.init(key, x)["params"]`` and
@@ -37,6 +91,10 @@ def from_flax(module: Any, x_example: jax.Array) -> Model:
     Args:
       module: a linen module, an nnx module, or an nnx factory.
       x_example: an input batch ``[n, ...]`` fixing the input shape (``n`` may differ later).
+      features: (linen modules) names or ``/``-joined paths of submodules, in depth order, whose
+        outputs are the model's features: then ``apply(params, x, *, perturb=None,
+        return_features=False)`` taps them by ``flax.linen.intercept_methods`` (the module's
+        code is unchanged) as `flowax.models.mlp` does, for `flowax.kernels.feature_updates`.
 
     Returns:
       ``Model(init, apply)`` with ``apply(params, x)`` checking ``x.shape[1:]``.
@@ -59,11 +117,27 @@ def from_flax(module: Any, x_example: jax.Array) -> Model:
         def init(key, scale=1.0):
             return _scale_tree(module.init(key, x_example)["params"], scale)
 
-        def apply(params, x):
-            _check_x(x, x_shape)
-            return module.apply({"params": params, **others}, x)
+        if features is None:
+
+            def apply(params, x):
+                _check_x(x, x_shape)
+                return module.apply({"params": params, **others}, x)
+
+        else:
+            names = _feature_names(features)
+            tapped = _linen_features(module, others, names)
+
+            def apply(params, x, *, perturb=None, return_features=False):
+                _check_x(x, x_shape)
+                return tapped(params, x, perturb, return_features)
 
         return Model(init, apply)
+
+    if features is not None:
+        raise ValueError(
+            "features: tapping submodule outputs is supported for flax.linen modules; for an nnx "
+            "module return the features from its __call__ and wrap it yourself"
+        )
 
     if isinstance(module, nnx.Module):
         graphdef, params, rest = nnx.split(module, nnx.Param, ...)

@@ -263,3 +263,31 @@ def test_coord_check_slopes_mup_flat_standard_grows():
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_flax_linen_features_equal_the_flowax_mlp():
+    import flax.linen as nn
+
+    class Net(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            for i, w in enumerate([32, 32, 32]):
+                x = jnp.tanh(nn.Dense(w, use_bias=False, name=f"hidden_{i}")(x))
+            return nn.Dense(2, use_bias=False, name="out")(x)
+
+    # the taps are the Dense outputs (before tanh), as flowax's mlp features
+    net = models.from_flax(Net(), X, features=["hidden_0", "hidden_1", "hidden_2", "out"])
+    mlp = models.mlp([5, 32, 32, 32, 2], activation="tanh")
+    fp = net.init(jax.random.key(0))
+    mp = tuple({"w": fp[n]["kernel"]} for n in ["hidden_0", "hidden_1", "hidden_2", "out"])
+    g = jax.grad(_mse(net))(fp)
+    upd = jax.tree.map(lambda v: -0.2 * v, g)
+    mupd = tuple({"w": upd[n]["kernel"]} for n in ["hidden_0", "hidden_1", "hidden_2", "out"])
+    a = kernels.feature_updates(net.apply, fp, (X, Y), upd)
+    b = kernels.feature_updates(mlp.apply, mp, (X, Y), mupd)
+    for field in ("inner", "cos", "speed", "backward_norm"):
+        np.testing.assert_allclose(getattr(a, field), getattr(b, field), rtol=1e-10)
+    with pytest.raises(ValueError, match="features"):
+        models.from_flax(Net(), X, features=["nope"]).apply(fp, X, return_features=True)
+    with pytest.raises(ValueError, match="features"):
+        models.from_flax(Net(), X, features=[3])
