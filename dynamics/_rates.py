@@ -13,33 +13,37 @@ from ..models import _checks
 PyTree = Any
 
 
-def _pairs(rates: PyTree, tree: PyTree) -> tuple[list, list, Any]:
+def _pairs(rates: PyTree, tree: PyTree, name: str = "rates") -> tuple[list, list, Any]:
     treedef = jax.tree_util.tree_structure(rates)
     try:
         subtrees = treedef.flatten_up_to(tree)
     except (ValueError, TypeError):
         raise ValueError(
-            f"rates: expected a prefix tree of the params' structure "
+            f"{name}: expected a prefix tree of the params' structure "
             f"{jax.tree_util.tree_structure(tree)}, got {treedef}"
         ) from None
     return jax.tree_util.tree_leaves(rates), subtrees, treedef
 
 
-def check_rates(rates: PyTree, params: PyTree) -> None:
+def check_rates(rates: PyTree, params: PyTree, name: str = "rates") -> None:
     """Raises ValueError unless ``rates`` is a prefix tree of ``params`` whose leaves are finite
     non-negative numbers or arrays whose shape is a leading part of every leaf they cover."""
     if rates is None:
         return
-    for r, sub in zip(*_pairs(rates, params)[:2], strict=True):
+    for r, sub in zip(*_pairs(rates, params, name)[:2], strict=True):
+        if isinstance(r, (str, bytes)) or (
+            not isinstance(r, jax.Array) and not np.issubdtype(np.asarray(r).dtype, np.number)
+        ):
+            raise ValueError(f"{name}: expected numbers or numeric arrays, got {r!r}")
         shape = np.shape(r)
         value = _checks.concrete(r)
         if value is not None and (not np.all(np.isfinite(value)) or np.any(value < 0)):
-            raise ValueError(f"rates: expected finite rates >= 0, got {value}")
+            raise ValueError(f"{name}: expected finite values >= 0, got {value}")
         for leaf in jax.tree_util.tree_leaves(sub):
             if tuple(np.shape(leaf)[: len(shape)]) != tuple(shape):
                 raise ValueError(
-                    f"rates: a rate of shape {shape} must match the leading axes of the leaves it "
-                    f"scales; got a leaf of shape {np.shape(leaf)}"
+                    f"{name}: an entry of shape {shape} must match the leading axes of the leaves "
+                    f"it covers; got a leaf of shape {np.shape(leaf)}"
                 )
 
 

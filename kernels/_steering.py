@@ -93,13 +93,16 @@ def solve_rates(gram: jax.Array, target_norms: jax.Array) -> tuple[jax.Array, ja
 def _targets(targets, k_layers: int) -> np.ndarray:
     if callable(targets):
         targets = targets(k_layers)
-    t = np.asarray(targets, dtype=float)
+    try:
+        t = np.asarray(targets, dtype=float)
+    except (TypeError, ValueError):
+        t = np.full(k_layers + 1, np.nan)  # reported below
     if t.ndim == 0:
         t = np.full(k_layers, float(t))
     if t.shape != (k_layers,) or not np.all(np.isfinite(t)) or np.any(t <= 0):
         raise ValueError(
             f"targets: expected a positive number or {k_layers} positive numbers (one per layer), "
-            f"or a callable K -> such an array; got {np.asarray(targets)!r}"
+            f"or a callable K -> such an array; got {targets!r}"
         )
     return t
 
@@ -143,7 +146,7 @@ def steer_feature_speed(
 
     def init(params):
         lab = layer_labels(params) if labels is None else labels
-        check_rates(lab, params)
+        check_rates(lab, params, name="labels")
         k = int(max(np.max(np.asarray(v)) for v in jax.tree_util.tree_leaves(lab))) + 1
         _targets(targets, k)
         dtype = jnp.result_type(*jax.tree_util.tree_leaves(params))

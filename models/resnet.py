@@ -63,6 +63,11 @@ def smooth_weights(
       ``W(s)`` for a scalar ``s`` (shape ``shape``) or ``s: [k]`` (shape ``[k, *shape]``).
     """
     _checks.check_key("key", key)
+    try:
+        shape = tuple(_checks.check_int("shape", d, minimum=1) for d in shape)
+    except (TypeError, ValueError):
+        raise ValueError(f"shape: expected a tuple of positive ints, got {shape!r}") from None
+    _checks.check_positive("std", std)
     _checks.check_positive("length_scale", length_scale)
     n_features = _checks.check_positive_int("n_features", n_features)
     k_omega, k_a, k_b = jax.random.split(key, 3)

@@ -58,6 +58,48 @@ def case_mlp_apply(dtype):
     return (lambda z: model.apply(params, z)), x, 2 * x
 
 
+def case_resnet_init(dtype):
+    model = models.resnet(4, 3, d_in=3, d_out=2, init="smooth", n_features=4)
+    return (lambda s: model.init(KEY, s)), _arr(0.5, dtype), _arr(2.0, dtype)
+
+
+def _resnet(dtype):
+    model = models.resnet(4, 3, d_in=3, d_out=2)
+    return (
+        model,
+        model.init(KEY, _arr(1.0, dtype)),
+        jax.random.normal(jax.random.key(2), (5, 3), dtype),
+    )
+
+
+def case_resnet_apply(dtype):
+    model, params, x = _resnet(dtype)
+    return (lambda z: model.apply(params, z, return_features=True)), x, 2 * x
+
+
+def case_feature_updates(dtype):
+    model, params, x = _resnet(dtype)
+    y = jnp.ones((5, 2), dtype)
+
+    def fn(z):
+        g = jax.grad(lambda p: jnp.mean((model.apply(p, z) - y) ** 2))(params)
+        out = kernels.feature_updates(model.apply, params, (z, y), g)
+        return out.cos, out.speed, out.inner
+
+    return fn, x, 2 * x
+
+
+def case_steer_feature_speed(dtype):
+    model, params, x = _resnet(dtype)
+    tx = kernels.steer_feature_speed(0.1, model.apply)
+
+    def fn(z):
+        updates, state = tx.update(params, tx.init(params), params, x=z)
+        return updates, state.rates
+
+    return fn, x, 2 * x
+
+
 def case_deep_linear_end_to_end(dtype):
     model = models.deep_linear([3, 4, 2])
     return (

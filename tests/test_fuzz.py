@@ -254,7 +254,11 @@ SPECS: dict[str, Spec] = {
     ),
     "models.from_flax": Spec(
         models.from_flax,
-        {"module": (FlaxNet(), [3, "x"]), "x_example": (jnp.ones((1, 3)), ["x", None])},
+        {
+            "module": (FlaxNet(), [3, "x"]),
+            "x_example": (jnp.ones((1, 3)), ["x", None]),
+            "features": (None, [3, [3], []]),
+        },
         pos=("module", "x_example"),
     ),
     "models.two_layer_to_particles": Spec(
@@ -1033,6 +1037,103 @@ SPECS.update(
             {"x": (_DD, "array"), "y": (_DD + 0.5, "array"), "bandwidth": (1.0, "pos")},
             pos=("x", "y"),
             names={"x": ("y",)},
+        ),
+    }
+)
+
+RES = models.resnet(4, 3, d_in=3)
+RES_P = RES.init(KEY)
+_XB = (jnp.ones((2, 3)), jnp.zeros((2, 1)))
+_NOT_RES = ["x", None, {"w": 1.0}]
+
+SPECS.update(
+    {
+        "models.resnet": Spec(
+            models.resnet,
+            {
+                "width": (4, "int1"),
+                "depth": (3, "int1"),
+                "d_in": (3, "int1"),
+                "d_out": (1, "int1"),
+                "branch": ("simple", "option"),
+                "scaling": (0.5, [-1.0, NAN, INF, "x", None, [[0.5]], lambda L: -1.0]),
+                "init": ("smooth", "option"),
+                "activation": ("tanh", "option"),
+                "length_scale": (0.3, "pos"),
+                "n_features": (4, "int1"),
+            },
+            pos=("width", "depth"),
+            use=lambda m: m.apply(m.init(KEY), jnp.ones((2, 3))),
+        ),
+        "models.resnet_field": Spec(
+            models.resnet_field,
+            {
+                "weights": (RES_P, ["x", None, {"v": jnp.ones(3)}]),
+                "branch": ("full", "option"),
+                "activation": ("relu", "option"),
+            },
+            pos=("weights",),
+            use=lambda f: f(0.5, jnp.ones((2, 4)), None),
+        ),
+        "models.smooth_weights": Spec(
+            models.smooth_weights,
+            {
+                "key": (KEY, "key"),
+                "shape": ((2, 2), ["x", None]),
+                "std": (1.0, "pos"),
+                "length_scale": (0.3, "pos"),
+                "n_features": (4, "int1"),
+            },
+            pos=("key", "shape"),
+            use=lambda w: w(0.5),
+        ),
+        "models.layer_labels": Spec(
+            models.layer_labels, {"params": (RES_P, _NOT_RES)}, pos=("params",)
+        ),
+        "models.depth_rates": Spec(
+            models.depth_rates,
+            {"params": (RES_P, _NOT_RES), "rate": (None, ["x", -1.0, NAN])},
+            pos=("params",),
+        ),
+        "kernels.feature_updates": Spec(
+            kernels.feature_updates,
+            {
+                "apply": (RES.apply, "fn"),
+                "params": (RES_P, ["x", None]),
+                "batch": (
+                    _XB,
+                    ["x", None, (jnp.ones((2, 3)),), (jnp.ones((2, 4)), jnp.zeros((2, 1)))],
+                ),
+                "updates": (RES_P, ["x", None, {"w": 1.0}]),
+                "loss": ("mse", "option"),
+            },
+            pos=("apply", "params", "batch", "updates"),
+            names={"params": ("updates",), "batch": ("x",)},
+        ),
+        "kernels.steer_feature_speed": Spec(
+            kernels.steer_feature_speed,
+            {
+                "targets": (0.1, [-1.0, NAN, "x", [0.1, 0.1], [[0.1]]]),
+                "apply": (RES.apply, "fn"),
+                "labels": (None, ["x", {"w": 1}]),
+                "every_step": (True, ["x", None]),
+            },
+            pos=("targets", "apply"),
+            use=lambda tx: tx.update(RES_P, tx.init(RES_P), RES_P, x=_XB[0]),
+        ),
+        "kernels.coord_check": Spec(
+            kernels.coord_check,
+            {
+                "make_model": (lambda w: models.mlp([3, w, 1]), "fn"),
+                "widths": ([2, 4], [[4, 2], [2], [2, 2.5], "x", None, [0, 2]]),
+                "optimizer": (optax.sgd(0.1), [optax.sgd, "x", None]),
+                "steps": (1, "int1"),
+                "batch": (_XB, ["x", None, (jnp.ones((2, 3)),)]),
+                "key": (KEY, "key"),
+                "seeds": (1, "int1"),
+                "loss": ("mse", "option"),
+            },
+            pos=("make_model", "widths"),
         ),
     }
 )

@@ -9,7 +9,6 @@ tends to the minimal-l2-norm minimizer of the risk, with a quantitative rate in 
 import jax
 import jax.numpy as jnp
 import numpy as np
-
 from flowax import dynamics, models
 
 N, D = 5, 12  # underdetermined: 5 equations, 12 unknowns
@@ -30,7 +29,9 @@ def _distance(parametrization, width, scale=1.0, seeds=3):
             loss, model.init(k, scale), t1=200.0, n_save=2, rtol=1e-8, atol=1e-10, observables={}
         )
         e = models.end_to_end(model, tr.final, D)
-        return jnp.linalg.norm(e - B_STAR) / np.linalg.norm(B_STAR), jnp.sqrt(2 * loss(tr.final) / rate)
+        return jnp.linalg.norm(e - B_STAR) / np.linalg.norm(B_STAR), jnp.sqrt(
+            2 * loss(tr.final) / rate
+        )
 
     dist, resid = jax.jit(jax.vmap(run))(jax.random.split(jax.random.key(0), seeds))
     assert float(resid.max()) < 1e-6  # every run interpolates
