@@ -96,7 +96,9 @@ def main():
         ax.set_xlabel("depth L")
         ax.grid(True, which="both", alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.suptitle("ResNets h_{k+1} = h_k + L^-beta V_k relu(W_k h_k): explosion, a limit, or the identity")
+    fig.suptitle(
+        "ResNets h_{k+1} = h_k + L^-beta V_k relu(W_k h_k): explosion, a limit, or the identity"
+    )
     fig.tight_layout()
     fig.savefig(args.out, dpi=120)
     print(f"wrote {args.out}")
