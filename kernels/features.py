@@ -163,7 +163,7 @@ def feature_updates(
       `FeatureUpdates`.
 
     Example:
-      >>> model = flowax.models.mlp([3, 16, 16, 1])
+      >>> model = mlp([3, 16, 16, 1])
       >>> p = model.init(jax.random.key(0))
       >>> x, y = jnp.ones((4, 3)), jnp.zeros((4, 1))
       >>> g = jax.grad(lambda q: 0.5 * jnp.mean((model.apply(q, x) - y) ** 2))(p)
