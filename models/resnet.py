@@ -218,13 +218,7 @@ def resnet(
         check_batch(x, d_in)
         dtype = jnp.result_type(*jax.tree_util.tree_leaves(params), x)
         n = np.shape(x)[0]
-        if perturb is None:
-            perturb = (
-                jnp.zeros((1, n, width), dtype),
-                jnp.zeros((depth, n, width), dtype),
-                jnp.zeros((1, n, d_out), dtype),
-            )
-        else:
+        if perturb is not None:
             check_params_shapes(
                 perturb,
                 (
@@ -234,16 +228,28 @@ def resnet(
                 ),
                 name="perturb",
             )
-        h0 = x @ params["embed"] + perturb[0][0]
+        h0 = x @ params["embed"]
         w = params["w"] if full else params["v"]  # a placeholder scanned alongside for "simple"
+        if perturb is None:  # the plain forward: no zero perturbations scanned, no stacked output
 
-        def body(h, layer):
-            wk, vk, ek = layer
-            h = h + alpha * block(h, wk, vk) + ek
-            return h, h
+            def body(h, layer):
+                wk, vk = layer
+                h = h + alpha * block(h, wk, vk)
+                return h, (h if return_features else None)
 
-        h_last, hs = jax.lax.scan(body, h0, (w, params["v"], perturb[1]))
-        y = h_last @ params["readout"] + perturb[2][0]
+            h_last, hs = jax.lax.scan(body, h0, (w, params["v"]))
+        else:
+            h0 = h0 + perturb[0][0]
+
+            def body(h, layer):
+                wk, vk, ek = layer
+                h = h + alpha * block(h, wk, vk) + ek
+                return h, h
+
+            h_last, hs = jax.lax.scan(body, h0, (w, params["v"], perturb[1]))
+        y = h_last @ params["readout"]
+        if perturb is not None:
+            y = y + perturb[2][0]
         if return_features:
             return y, (h0[None], hs, y[None])
         return y
