@@ -15,6 +15,7 @@ bench:
 	$(BIN)/python benchmarks/bench_curvature.py
 	$(BIN)/python benchmarks/bench_games.py
 	$(BIN)/python benchmarks/bench_diffusion.py
+	$(BIN)/python benchmarks/bench_depth.py
 
 lint:
 	$(BIN)/pip install -q -e ".[dev]"
