@@ -6,12 +6,17 @@ scan loop, sweeps, gradient flows; `flowax.dynamics.measures` and `flowax.dynami
 flowax compiles nothing.
 """
 
+from importlib import metadata as _metadata
+
 from . import dynamics, kernels, models
 from .dynamics import Trajectory, gradient_descent, gradient_flow, integrate, iterate, sweep
 from .dynamics.measures import Particles
 from .models import Model
 
-__version__ = "0.2.0"
+try:  # the installed distribution's version (pyproject.toml is the one source of truth)
+    __version__ = _metadata.version("flowax")
+except _metadata.PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "Model",
