@@ -9,7 +9,15 @@ flowax compiles nothing.
 from importlib import metadata as _metadata
 
 from . import dynamics, kernels, models
-from .dynamics import Trajectory, gradient_descent, gradient_flow, integrate, iterate, sweep
+from .dynamics import (
+    Trajectory,
+    gradient_descent,
+    gradient_flow,
+    integrate,
+    iterate,
+    sweep,
+    use_cpu_cores,
+)
 from .dynamics.measures import Particles
 from .models import Model
 
@@ -30,4 +38,5 @@ __all__ = [
     "kernels",
     "models",
     "sweep",
+    "use_cpu_cores",
 ]

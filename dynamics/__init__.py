@@ -10,13 +10,15 @@ measures and their flows), `flowax.dynamics.transport` (entropic OT and barycent
 """
 
 from . import diffusion, games, measures, transport
+from ._checkpoint import load_sweep, merge_shards
 from ._gradient import DescentState, descent_step, gradient_descent, gradient_field, gradient_flow
 from ._integrate import SOLVERS, integrate
 from ._iterate import Stepper, iterate
 from ._lanes import fused_lanes
+from ._multiprocess import use_cpu_cores
 from ._progress import Progress
 from ._save import SPACINGS
-from ._sweep import BATCHING, product_grid, sweep
+from ._sweep import BATCHING, SweepPreempted, product_grid, sweep
 from ._trajectory import STATUS_NAMES, Stats, Trajectory, raise_if_failed
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "Progress",
     "Stats",
     "Stepper",
+    "SweepPreempted",
     "Trajectory",
     "descent_step",
     "diffusion",
@@ -38,9 +41,12 @@ __all__ = [
     "gradient_flow",
     "integrate",
     "iterate",
+    "load_sweep",
     "measures",
+    "merge_shards",
     "product_grid",
     "raise_if_failed",
     "sweep",
     "transport",
+    "use_cpu_cores",
 ]

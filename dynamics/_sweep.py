@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import logging
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -13,6 +15,8 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from ..models import _checks
+from . import _checkpoint as ckpt
+from . import _multiprocess as mp
 from ._lanes import fused_lanes
 from ._progress import Progress
 
@@ -89,6 +93,33 @@ def _compiled(fn: Callable, devices: tuple, batching: str):
     return jax.jit(body, in_shardings=(sharding,), out_shardings=sharding), sharding
 
 
+class SweepPreempted(RuntimeError):
+    """A checkpointed sweep stopped at a chunk boundary after a pre-emption signal (SIGTERM).
+
+    Every chunk before the boundary is committed: rerun the same call to resume.
+    """
+
+
+log = logging.getLogger("flowax.sweep")
+
+
+def _shard_bounds(shard, n: int) -> tuple[int, int, tuple[int, int]]:
+    if shard is None:
+        return 0, n, (0, 1)
+    if (
+        not isinstance(shard, (tuple, list))
+        or len(shard) != 2
+        or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in shard)
+    ):
+        raise ValueError(f"shard: expected a pair of integers (i, n), got {shard!r}")
+    i, k = int(shard[0]), int(shard[1])
+    if k < 1 or not 0 <= i < k:
+        raise ValueError(f"shard: expected (i, n) with n >= 1 and 0 <= i < n, got {shard!r}")
+    if k > n:
+        raise ValueError(f"shard: expected n <= the grid size {n}, got n = {k}")
+    return i * n // k, (i + 1) * n // k, (i, k)
+
+
 def sweep(
     fn: Callable[[PyTree], PyTree],
     grid: PyTree,
@@ -97,13 +128,18 @@ def sweep(
     devices: Sequence[jax.Device] | None = None,
     progress: bool = True,
     batching: str = "auto",
+    shard: tuple[int, int] | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    keep_in_memory: bool = True,
+    fingerprint: str | None = None,
 ) -> PyTree:
     """Maps ``fn`` over the leading axis of ``grid``: ``jax.vmap(fn)(grid)``, chunked and sharded.
 
     The grid is cut into chunks of ``chunk_size`` points (bounding memory); each chunk is one call
-    of one compiled program (compiled once: the last chunk is padded by repeating its last point,
-    and the padding is dropped), with the grid axis sharded over ``devices`` by a
-    ``NamedSharding`` on a one-axis ``Mesh``. The answer does not depend on the number of devices.
+    of one compiled program (compiled once: a chunk is padded to a multiple of the number of
+    devices, and the last chunk to the full size, by repeating its last point; the padding is
+    dropped), with the grid axis sharded over ``devices`` by a ``NamedSharding`` on a one-axis
+    ``Mesh``. The answer does not depend on the number of devices.
 
     How the lanes of a chunk are computed (``batching``). Every mode gives each lane the answer of
     its own solve (to the solver tolerance) and the same failure report: a lane that blows up or
@@ -127,21 +163,56 @@ def sweep(
     * ``"map"``: each device runs its lanes one after the other (``shard_map`` of ``lax.map``):
       every lane is its own solve, as in a Python loop, but in one compiled program on every
       device at once. Best on CPUs, where XLA runs a batch of small matrix products one after
-      the other anyway (``benchmarks/bench_sweep.py`` measures fused against map).
+      the other anyway (``benchmarks/bench_sweep.py`` measures fused against map). Call
+      `use_cpu_cores` first to have one CPU device per core.
     * ``"vmap"``: plain ``jax.vmap`` (diffrax's own batching: every lane runs as many steps as
       the slowest, with batched control flow). Supports reverse-mode gradients through solves.
+
+    Several processes (``jax.distributed``). When the user's launcher has called
+    ``jax.distributed.initialize()`` and every process runs the same script with the same grid,
+    ``jax.devices()`` spans every process: each chunk is computed on all of them at once and
+    every process gets the whole result (each chunk is gathered with
+    ``multihost_utils.process_allgather``). For results too large to gather, checkpoint with
+    ``keep_in_memory=False``. flowax never initializes the distributed runtime itself.
+
+    Shards (job arrays, task queues). ``shard=(i, n)`` computes only the i-th of n contiguous
+    slices of the grid (points ``[i*N//n, (i+1)*N//n)`` of ``N``); run each shard with its own
+    ``checkpoint=`` directory and assemble them with `merge_shards`. A failed shard is re-run.
+
+    Checkpoints. With ``checkpoint=path`` each finished chunk is committed to ``path`` atomically
+    (see ``flowax.dynamics._checkpoint``) beside a manifest (grid hash, shard, chunk size, number
+    of chunks, batching, output tree structure, shapes and dtypes, flowax and JAX versions, and
+    the function's ``fingerprint``). A rerun with the same arguments loads the committed chunks
+    (each checked against its SHA-256: a torn or corrupted file is recomputed, never loaded) and
+    computes only the rest, so its answer equals an uninterrupted run's bit for bit; a manifest
+    that differs raises. A finished sweep reruns without computing (or load it with
+    `load_sweep`). Under ``jax.distributed``, process 0 writes the gathered chunks (the path
+    need only be on its file system) and tells the others which chunks remain. A SIGTERM
+    (pre-emption) stops every process at the same chunk boundary (JAX's pre-emption sync point)
+    with `SweepPreempted`; rerun to resume.
 
     Args:
       fn: a pure function of one grid point (a pytree of arrays without the grid axis).
       grid: pytree of arrays with a common leading axis (e.g. from `product_grid`).
-      chunk_size: grid points per compiled call; default all of them. Rounded up to a multiple
-        of the number of devices.
-      devices: devices to shard over; default ``jax.devices()``.
+      chunk_size: grid points per compiled call; default all of them (of the shard).
+        A multiple of the number of devices wastes no padding.
+      devices: devices to shard over; default ``jax.devices()`` (every process's, under
+        ``jax.distributed``).
       progress: show a progress bar (tqdm, else a counter) when there is more than one chunk.
       batching: ``"auto"``, ``"fused"``, ``"map"`` or ``"vmap"`` (see above).
+      shard: ``(i, n)``: compute only slice ``i`` of ``n`` of the grid; default the whole grid.
+      checkpoint: a directory to commit chunks to and resume from; default none.
+      keep_in_memory: keep the results to return them (default). ``False`` (with
+        ``checkpoint``) drops each chunk once it is committed and returns None: peak memory is
+        one chunk's, not the grid's; read the results with `load_sweep`.
+      fingerprint: the function's identity in the manifest; default
+        ``module.qualname:hash(bytecode)`` (``_checkpoint.function_fingerprint``), which does not
+        see captured data or called functions: pass your own string (e.g. a hash of your
+        configuration) when those change between runs.
 
     Returns:
-      ``fn``'s output pytree with a leading grid axis.
+      ``fn``'s output pytree with a leading grid axis (the shard's points with ``shard``), or
+      None with ``keep_in_memory=False``.
 
     Example:
       >>> def run(scale):
@@ -152,10 +223,14 @@ def sweep(
 
     Raises:
       ValueError: an empty grid, leaves of different leading sizes, a non-positive chunk size,
-        an unknown ``batching``.
+        an unknown ``batching``, ``shard`` not ``(i, n)`` with ``0 <= i < n <= N``, a
+        ``checkpoint`` that is a file or not writable, a checkpoint of another sweep,
+        ``keep_in_memory=False`` without ``checkpoint``.
+      SweepPreempted: a SIGTERM arrived during a checkpointed sweep (after committing).
     """
     _checks.check_callable("fn", fn)
     _checks.check_option("batching", batching, BATCHING)
+    keep_in_memory = _checks.check_bool("keep_in_memory", keep_in_memory)
     n = _grid_size(grid)
     if devices is not None and (
         isinstance(devices, (str, bytes))
@@ -170,32 +245,98 @@ def sweep(
         raise ValueError("devices: expected at least one device, got none")
     if chunk_size is not None:
         chunk_size = _checks.check_positive_int("chunk_size", chunk_size)
+    lo, hi, shard = _shard_bounds(shard, n)
+    if fingerprint is not None and not isinstance(fingerprint, str):
+        raise ValueError(f"fingerprint: expected a string, got {fingerprint!r}")
+    if checkpoint is None and not keep_in_memory:
+        raise ValueError(
+            "keep_in_memory: False drops every result, so it needs checkpoint=path to keep them"
+        )
+    mp.warn_single_cpu(devices)
     nd = len(devices)
     if batching == "auto":
         batching = "map" if all(d.platform == "cpu" for d in devices) else "fused"
-    chunk = n if chunk_size is None else min(chunk_size, n)
-    chunk = -(-chunk // nd) * nd
-    compiled, sharding = _compiled(fn, devices, batching)
+    m = hi - lo
+    chunk = m if chunk_size is None else min(chunk_size, m)
+    padded = -(-chunk // nd) * nd
+    starts = range(0, m, chunk)
     grid = jax.tree_util.tree_map(jnp.asarray, grid)
-    starts = range(0, n, chunk)
+
+    root = manifest = None
+    done = np.zeros(len(starts), bool)
+    loaded: dict[int, list] = {}
+    if checkpoint is not None:
+        first = jax.tree_util.tree_map(lambda x: x[lo], grid)
+        out_shape = jax.eval_shape(fn, first)  # traces fn once; compiles nothing
+        out_leaves, out_tree = jax.tree_util.tree_flatten(out_shape)
+        manifest = ckpt.manifest(
+            fingerprint=ckpt.function_fingerprint(fn) if fingerprint is None else fingerprint,
+            grid_hash=ckpt.grid_hash(grid),
+            grid_size=n,
+            shard=shard,
+            points=(lo, hi),
+            chunk_size=chunk,
+            n_chunks=len(starts),
+            batching=batching,
+            out_shape=out_shape,
+        )
+        error = None
+        if jax.process_index() == 0:
+            try:
+                root = ckpt.check_directory("checkpoint", checkpoint, create=True)
+                ckpt.open_store(root, manifest, out_tree)
+                for k in range(len(starts)):
+                    leaves = ckpt.read_chunk(root, manifest, k)
+                    done[k] = leaves is not None
+                    if leaves is not None and keep_in_memory:
+                        loaded[k] = leaves
+            except (ValueError, FileNotFoundError) as e:
+                error = e
+        mp.raise_everywhere(error)
+        done = np.asarray(mp.broadcast(done))
+        log.info("sweep: %d of %d chunks committed in %s", done.sum(), len(starts), checkpoint)
+
+    compiled, sharding = _compiled(fn, devices, batching)
     # Deal the lanes of a chunk to the devices like cards (device d gets lanes d, d + nd, ...),
     # so that a grid sorted by difficulty (e.g. by scale) loads every device alike.
-    deal = np.arange(chunk).reshape(chunk // nd, nd).T.ravel()
+    deal = np.arange(padded).reshape(padded // nd, nd).T.ravel()
     undeal = np.argsort(deal)
-    bar = Progress(n, desc="sweep", enabled=progress and len(starts) > 1, unit="pt")
+    bar = Progress(m, desc="sweep", enabled=progress and len(starts) > 1, unit="pt")
+    preemption = mp.Preemption(enabled=checkpoint is not None)
     outs = []
     try:
-        for start in starts:
-            stop = min(start + chunk, n)
-            idx = np.minimum(start + deal, n - 1)
-            part = jax.tree_util.tree_map(lambda x, idx=idx: x[idx], grid)
-            out = compiled(jax.device_put(part, sharding))
-            out = jax.tree_util.tree_map(lambda x, k=stop - start: x[undeal[:k]], out)
-            outs.append(out)
-            jax.block_until_ready(out)
+        for k, start in enumerate(starts):
+            stop = min(start + chunk, m)
+            if done[k]:
+                if keep_in_memory:
+                    leaves = loaded.pop(k, None)
+                    if leaves is None:  # another process: process 0 sends its copy
+                        leaves = [np.zeros((stop - start, *x.shape), x.dtype) for x in out_leaves]
+                    leaves = mp.broadcast(leaves)
+                    outs.append(jax.tree_util.tree_unflatten(out_tree, leaves))
+            else:
+                idx = lo + np.minimum(start + deal, stop - 1)
+                part = jax.tree_util.tree_map(lambda x, idx=idx: x[idx], grid)
+                out = mp.gather(compiled(jax.device_put(part, sharding)))
+                out = jax.tree_util.tree_map(lambda x, k=stop - start: x[undeal[:k]], out)
+                jax.block_until_ready(out)
+                if root is not None:
+                    leaves = [np.asarray(x) for x in jax.tree_util.tree_leaves(out)]
+                    ckpt.write_chunk(root, k, leaves)
+                    log.info("sweep: committed chunk %d of %d", k, len(starts))
+                if keep_in_memory:
+                    outs.append(out)
             bar.update(stop - start)
+            if k + 1 < len(starts) and preemption.reached():
+                raise SweepPreempted(
+                    f"sweep: pre-empted (SIGTERM) after chunk {k + 1} of {len(starts)}; every "
+                    f"chunk so far is committed in {str(checkpoint)!r}: rerun to resume"
+                )
     finally:
+        preemption.close()
         bar.close()
+    if not keep_in_memory:
+        return None
     if len(outs) == 1:
-        return outs[0]
+        return jax.tree_util.tree_map(jnp.asarray, outs[0])
     return jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs), *outs)
