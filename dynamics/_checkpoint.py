@@ -330,8 +330,17 @@ def load_sweep(
     """
     root = check_directory("path", path, create=False)
     m = read_manifest(root)
-    ks = list(range(m["n_chunks"])) if chunks is None else [int(k) for k in chunks]
-    bad = [k for k in ks if not 0 <= k < m["n_chunks"]]
+    if chunks is None:
+        ks = list(range(m["n_chunks"]))
+    elif isinstance(chunks, (str, bytes)) or not isinstance(chunks, Iterable):
+        raise ValueError(f"chunks: expected an iterable of chunk indices, got {chunks!r}")
+    else:
+        ks = list(chunks)
+    bad = [
+        k
+        for k in ks
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 0 <= k < m["n_chunks"]
+    ]
     if bad:
         raise ValueError(f"chunks: expected indices in [0, {m['n_chunks']}), got {bad}")
     leaves = _assemble(root, m, ks)
