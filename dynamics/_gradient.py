@@ -70,7 +70,8 @@ def gradient_flow(
         are numbers, or arrays whose shape is the leading axes of the leaves they scale (a rate
         per layer of stacked weights). Default: 1 everywhere.
       **integrator_options: any keyword of `integrate` (``ts``, ``n_save``, ``spacing``,
-        ``t0``, ``solver``, ``adaptive``, ``rtol``, ``atol``, ``dt0``, ``max_steps``).
+        ``t0``, ``solver``, ``adaptive``, ``rtol``, ``atol``, ``dt0``, ``max_steps``,
+        ``steady_state``: stop once the RMS norm of the gradient is below it).
 
     Returns:
       `Trajectory` whose ``final`` are the parameters at ``t1``.

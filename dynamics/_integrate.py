@@ -107,6 +107,8 @@ def integrate(
     max_steps: int = 16_384,
     diffusion: VectorField | None = None,
     key: jax.Array | None = None,
+    steady_state: float | None = None,
+    stop_if: Callable[[jax.Array, PyTree, Any], jax.Array] | None = None,
 ) -> Trajectory:
     r"""Integrates ``dy/dt = field(t, y, args)`` from ``t0`` to ``t1`` with diffrax.
 
@@ -138,6 +140,21 @@ def integrate(
       diffusion: ``g(t, y, args)``, a pytree like ``y``: the SDE's diagonal noise coefficient.
       key: PRNG key of the Brownian motion (required with ``diffusion``). Under `sweep` each lane
         draws from its own key, so a fused solve reproduces every lane's own solve.
+      steady_state: early exit: a tolerance ``tol > 0`` on the RMS norm of the field. The run
+        ends once ``rms(field(t, y, args)) < tol`` (from then on ``y`` is frozen: its field is
+        taken as 0, a diffrax ``Event`` ends the solve): ``stats.t_final`` is the time it
+        stopped, ``final`` the state there, and the observables saved after it are those of the
+        frozen state (held at their final values, evaluated at the later save times). Under a
+        fused `sweep` each lane freezes on its own and a frozen lane adds no error, so it costs
+        the shared solve no steps (the step where it freezes may be rejected a few times: its
+        field jumps to 0); the solve ends when every lane has settled. A saddle point is a
+        steady state too: a lane that starts at, or passes slowly near, a saddle (small
+        initializations, saddle-to-saddle plateaus) stops there; add ``stop_if``. Default
+        None: run to ``t1``. ODEs only.
+      stop_if: ``stop_if(t, y, args) -> bool``, a further condition for the early exit
+        (e.g. ``lambda t, p, a: loss(p) < 1e-9``): the run ends at the first step where it is
+        true (and the field is below ``steady_state``, when that is given too), with the same
+        reports and held observables as ``steady_state``.
 
     Returns:
       `Trajectory` with ``ts [T]``, ``values {name: [T, ...]}``, ``final`` (the state at ``t1``,
@@ -147,7 +164,8 @@ def integrate(
 
     Raises:
       ValueError: before tracing, for an unknown solver or spacing, ``t1 <= t0``, save times
-        outside ``[t0, t1]``, non-positive tolerances or steps, a fixed-step run without ``dt0``,
+        outside ``[t0, t1]``, non-positive tolerances (``steady_state`` included) or steps, a
+        fixed-step run without ``dt0``,
         an adaptive run with a solver that has no error estimate, or a field whose output does not
         match ``y0``.
 
@@ -181,6 +199,17 @@ def integrate(
     max_steps = _checks.check_positive_int("max_steps", max_steps)
     if dt0 is not None:
         _checks.check_positive("dt0", dt0)
+    if steady_state is not None:
+        _checks.check_positive("steady_state", steady_state)
+        if _checks.concrete(steady_state) is None:
+            raise ValueError(
+                "steady_state: expected a concrete tolerance (a Python float), got a traced value"
+            )
+    if stop_if is not None:
+        _checks.check_callable("stop_if", stop_if)
+    for name, value in (("steady_state", steady_state), ("stop_if", stop_if)):
+        if value is not None and diffusion is not None:
+            raise ValueError(f"{name}: early exit is for ODEs (an SDE does not settle); pass None")
     if adaptive and not isinstance(solver_obj, diffrax.AbstractAdaptiveSolver):
         raise ValueError(
             f"solver: {type(solver_obj).__name__} has no error estimate for adaptive stepping; "
@@ -194,6 +223,12 @@ def integrate(
     check_field(field, t0, y0, args)
     if diffusion is not None:
         check_field(diffusion, t0, y0, args, name="diffusion")
+    if stop_if is not None:
+        out = _checks.trace_fn("stop_if", stop_if, t0, y0, args, call="stop_if(t, y, args)")
+        if not (hasattr(out, "shape") and out.size == 1 and out.dtype == jnp.bool_):
+            raise ValueError(
+                f"stop_if: expected stop_if(t, y, args) to return one boolean, got {out!r}"
+            )
     opts = _lanes.Opts(
         solver_obj,
         bool(adaptive),
@@ -202,6 +237,7 @@ def integrate(
         dt0,
         max_steps,
         diffusion is not None,
+        None if steady_state is None else float(steady_state),
     )
-    out = _lanes.solve(field, observables, y0, t0, t1, s_save, args, opts, diffusion, key)
+    out = _lanes.solve(field, observables, y0, t0, t1, s_save, args, opts, diffusion, key, stop_if)
     return Trajectory(out["ts"], out["values"], out["final"], out["stats"])

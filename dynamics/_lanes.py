@@ -87,6 +87,7 @@ class Opts(NamedTuple):
     dt0: float | None
     max_steps: int
     sde: bool = False
+    steady_state: float | None = None  # RMS norm of the field below which a lane stops
 
 
 class _DiagonalNoise(diffrax.ControlTerm):
@@ -130,6 +131,7 @@ class Extras(NamedTuple):
     obs_consts: tuple = ()
     key: PyTree = None  # raw key data of the lane's Brownian motion (SDEs)
     diffusion_consts: tuple = ()
+    stop_consts: tuple = ()
 
 
 def _lane_norm(err: PyTree, fused: bool) -> jax.Array:
@@ -148,14 +150,67 @@ def _lane_norm(err: PyTree, fused: bool) -> jax.Array:
     return jnp.max(jnp.where(jnp.isfinite(per_lane), per_lane, bad))
 
 
+class _FreezeAtStepStart(diffrax.AbstractAdaptiveSolver, diffrax.AbstractWrappedSolver):
+    """Wraps a solver of the state ``(y, clock, frozen)``: before each step, sets ``frozen`` to
+    the lanes settled at the step's start (``settled(s, state, args) -> [B] bool``), so every
+    stage of the step sees the same frozen lanes. When the set changes, the step is flagged as
+    after a jump (an FSAL solver then re-evaluates its first stage with the new field)."""
+
+    solver: diffrax.AbstractSolver
+    settled: Any
+
+    @property
+    def term_structure(self):
+        return self.solver.term_structure
+
+    @property
+    def interpolation_cls(self):
+        return self.solver.interpolation_cls
+
+    @property
+    def term_compatible_contr_kwargs(self):
+        return self.solver.term_compatible_contr_kwargs
+
+    def order(self, terms):
+        return self.solver.order(terms)
+
+    def strong_order(self, terms):
+        return self.solver.strong_order(terms)
+
+    def error_order(self, terms):
+        return self.solver.error_order(terms)
+
+    def init(self, terms, t0, t1, y0, args):
+        return self.solver.init(terms, t0, t1, y0, args)
+
+    def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
+        y, clock, frozen = y0
+        now = self.settled(t0, y0, args)
+        changed = jnp.any(now != (frozen > 0.5))
+        y0 = (y, clock, jnp.where(now, 1.0, 0.0).astype(frozen.dtype))
+        return self.solver.step(terms, t0, t1, y0, args, solver_state, made_jump | changed)
+
+    def func(self, terms, t0, y0, args):
+        return self.solver.func(terms, t0, y0, args)
+
+
+def _rms(tree: PyTree) -> jax.Array:
+    leaves = jax.tree_util.tree_leaves(tree)
+    sq = sum(jnp.sum(jnp.abs(x) ** 2) for x in leaves)
+    return jnp.sqrt(sq / max(sum(x.size for x in leaves), 1))
+
+
 def _bcast(mask, v):
     return jnp.reshape(mask, (-1,) + (1,) * (v.ndim - 1))
 
 
-def solve_lanes(field_fn, obs_fns, y0, extras: Extras, s_save, opts: Opts, diffusion_fn=None):
+def solve_lanes(
+    field_fn, obs_fns, y0, extras: Extras, s_save, opts: Opts, diffusion_fn=None, stop_fn=None
+):
     """Solves ``B`` lanes (leading axis of ``y0`` and ``extras``) as one diffrax solve.
 
-    ``field_fn(t, y, e)``, ``diffusion_fn(t, y, e)`` and ``obs_fns[k](t, y, e)`` act on one lane.
+    ``field_fn(t, y, e)``, ``diffusion_fn(t, y, e)``, ``stop_fn(t, y, e)`` and
+    ``obs_fns[k](t, y, e)`` act on one lane.
     Returns a dict of arrays, each with the lane axis first.
     """
     leaf = jax.tree_util.tree_leaves(y0)[0]
@@ -173,6 +228,17 @@ def solve_lanes(field_fn, obs_fns, y0, extras: Extras, s_save, opts: Opts, diffu
     dead0 = ~jax.vmap(start_ok)(y0, extras)
     y0 = jax.tree_util.tree_map(lambda v: jnp.where(_bcast(dead0, v), 0, v), y0)
 
+    steady = opts.steady_state is not None or stop_fn is not None
+
+    def settled(t, y, e, out):
+        """The lane may stop: its field's RMS norm is below ``steady_state`` and ``stop_if``."""
+        ok = jnp.ones((), bool)
+        if opts.steady_state is not None:
+            ok = ok & (_rms(out) < opts.steady_state)
+        if stop_fn is not None:
+            ok = ok & jnp.reshape(jnp.asarray(stop_fn(t, y, e), bool), ())
+        return ok
+
     def scaled(fn, power):
         def lane(s, y, e, dead):
             span = e.t1 - e.t0
@@ -183,12 +249,47 @@ def solve_lanes(field_fn, obs_fns, y0, extras: Extras, s_save, opts: Opts, diffu
 
         return lambda s, ys, es: jax.vmap(lane, in_axes=(None, 0, 0, 0))(s, ys, es, dead0)
 
+    # Fused lanes with an early exit: the state is (y, clock, frozen) per lane. At the start of
+    # each step `_FreezeAtStepStart` sets ``frozen`` for every lane that has settled (or died);
+    # over the step a frozen lane's field is 0 and its clock stands still (``dc/ds = 1`` while
+    # it runs), so the field is continuous within every step (no rejected steps at the switch),
+    # a frozen lane adds no error (it costs the shared solve no steps), and its clock is the
+    # time it stopped. The event ends the solve once every lane is frozen. A lone lane needs
+    # none of this: the event ends its solve at the first step end where it has settled.
+    freeze = steady and fused
+
+    def lane_settled(s, y, e):
+        t = e.t0 + s * (e.t1 - e.t0)
+        return settled(t, y, e, field_fn(t, y, e)) | (fused & ~tree_all_finite(y))
+
+    def settled_lanes(s, state, es):
+        return dead0 | jax.vmap(lane_settled, in_axes=(None, 0, 0))(s, state[0], es)
+
+    def frozen_field(s, state, es):
+        ys, _, frozen = state
+
+        def lane(y, e, stop):
+            span = e.t1 - e.t0
+            out = field_fn(e.t0 + s * span, y, e)
+            return jax.tree_util.tree_map(lambda v: jnp.where(stop, 0, span * v), out)
+
+        stop = frozen > 0.5
+        dy = jax.vmap(lane)(ys, es, stop)
+        return dy, jnp.where(stop, 0.0, 1.0).astype(s.dtype), jnp.zeros_like(frozen)
+
+    def all_settled(s, state, es, **kwargs):
+        if freeze:
+            return jnp.all(state[2] > 0.5)
+        return jnp.all(dead0 | jax.vmap(lane_settled, in_axes=(None, 0, 0))(s, state, es))
+
     def lane_save(s, y, e):
         t = e.t0 + s * (e.t1 - e.t0)
         vals = {k: fn(t, y, e) for k, fn in obs_fns.items()}
         return vals, tree_all_finite(y) & tree_all_finite(vals)
 
     def save_fn(s, ys, es):
+        if freeze:
+            ys = ys[0]
         return jax.vmap(lane_save, in_axes=(None, 0, 0))(s, ys, es)
 
     dtype = jnp.result_type(leaf.dtype, float)
@@ -200,15 +301,23 @@ def solve_lanes(field_fn, obs_fns, y0, extras: Extras, s_save, opts: Opts, diffu
         dt0 = jnp.min(opts.dt0 / span) if opts.adaptive else (opts.dt0 / span[0])
     if opts.adaptive:
         controller = diffrax.PIDController(
-            rtol=opts.rtol, atol=opts.atol, norm=lambda err: _lane_norm(err, fused)
+            rtol=opts.rtol,
+            atol=opts.atol,
+            norm=lambda err: _lane_norm(err[0] if freeze else err, fused),  # not the clocks
         )
     else:
         controller = diffrax.ConstantStepSize()
     saveat = diffrax.SaveAt(
         subs=[diffrax.SubSaveAt(ts=s_save, fn=save_fn), diffrax.SubSaveAt(t1=True)]
     )
-    terms = diffrax.ODETerm(scaled(field_fn, 1.0))
+    terms = diffrax.ODETerm(frozen_field if freeze else scaled(field_fn, 1.0))
     adjoint = diffrax.RecursiveCheckpointAdjoint()
+    solver = opts.solver
+    y_start = y0
+    if freeze:
+        y_start = (y0, jnp.zeros((b,), dtype), jnp.zeros((b,), dtype))
+        solver = _FreezeAtStepStart(solver, settled_lanes)
+    event = diffrax.Event(all_settled) if steady else None
     if opts.sde:
         lane_shape = jax.tree_util.tree_map(
             lambda v: jax.ShapeDtypeStruct(v.shape[1:], v.dtype), y0
@@ -218,13 +327,14 @@ def solve_lanes(field_fn, obs_fns, y0, extras: Extras, s_save, opts: Opts, diffu
         adjoint = diffrax.ForwardMode()
     sol = diffrax.diffeqsolve(
         terms,
-        opts.solver,
+        solver,
         t0=jnp.zeros((), dtype),
         t1=jnp.ones((), dtype),
         dt0=dt0,
-        y0=y0,
+        y0=y_start,
         args=extras,
         saveat=saveat,
+        event=event,
         stepsize_controller=controller,
         max_steps=opts.max_steps,
         throw=False,
@@ -233,6 +343,19 @@ def solve_lanes(field_fn, obs_fns, y0, extras: Extras, s_save, opts: Opts, diffu
     (vals, finite), y_final = sol.ys[0], jax.tree_util.tree_map(lambda v: v[0], sol.ys[1])
     s_reached = sol.ts[1][0]
     ts = extras.t0[:, None] + s_save[None, :] * span[:, None]  # [B, T]
+    s_stop = s_reached
+    if freeze:
+        y_final, s_stop, _ = y_final
+    if steady:
+        # Saves after the solve ended (every lane settled) hold the observables of the frozen
+        # final state at the later save times: what continuing the frozen flow would give.
+        frozen = (y_final, s_stop, None) if freeze else y_final
+        held = jax.vmap(save_fn, in_axes=(0, None, None))(s_save, frozen, extras)
+        after = s_save > s_reached
+        vals, finite = jax.tree_util.tree_map(
+            lambda v, h: jnp.where(_bcast(after, v), h, v), (vals, finite), held
+        )
+        s_reached = jnp.ones((), dtype)
     finite = jnp.swapaxes(finite, 0, 1)  # [B, T]
     vals = jax.tree_util.tree_map(lambda v: jnp.swapaxes(v, 0, 1), vals)
     reached = jnp.broadcast_to(s_save <= s_reached, ts.shape)
@@ -242,7 +365,7 @@ def solve_lanes(field_fn, obs_fns, y0, extras: Extras, s_save, opts: Opts, diffu
     vals = jax.tree_util.tree_map(lambda v: jnp.where(_bcast(dead0, v), jnp.nan, v), vals)
     result = sol.result
     code = jnp.where(
-        result == diffrax.RESULTS.successful,
+        (result == diffrax.RESULTS.successful) | (result == diffrax.RESULTS.event_occurred),
         STATUS_OK,
         jnp.where(
             result == diffrax.RESULTS.max_steps_reached, STATUS_MAX_STEPS, STATUS_SOLVER_FAILURE
@@ -254,7 +377,7 @@ def solve_lanes(field_fn, obs_fns, y0, extras: Extras, s_save, opts: Opts, diffu
         num_accepted=n("num_accepted_steps"),
         num_rejected=n("num_rejected_steps"),
         status=status_code(nonfinite_t, code, jnp.ones(b, bool)),
-        t_final=jnp.where(dead0, extras.t0, extras.t0 + s_reached * span),
+        t_final=jnp.where(dead0, extras.t0, extras.t0 + s_stop * span),
         nonfinite_t=nonfinite_t,
         inner_ok=jnp.ones(b, bool),
     )
@@ -304,13 +427,16 @@ def _redo_failed(out, solve_one, y0, e, b):
     return jax.lax.fori_loop(0, b, body, out)
 
 
-def fused_solve(field, observables, y0, t0, t1, s_save, args, opts, diffusion, key):
+def fused_solve(field, observables, y0, t0, t1, s_save, args, opts, diffusion, key, stop_if=None):
     """`solve_lanes` behind a custom batching rule that fuses the lanes of an enclosing vmap."""
     t_example = jnp.asarray(t0, jnp.result_type(t0, float))
     field_c, field_consts = _hoist(field, t_example, y0, args)
     diff_c, diff_consts = (None, ())
     if diffusion is not None:
         diff_c, diff_consts = _hoist(diffusion, t_example, y0, args)
+    stop_c, stop_consts = (None, ())
+    if stop_if is not None:
+        stop_c, stop_consts = _hoist(stop_if, t_example, y0, args)
     names = tuple(observables)
     obs_c, obs_consts = [], []
     for k in names:
@@ -324,13 +450,21 @@ def fused_solve(field, observables, y0, t0, t1, s_save, args, opts, diffusion, k
     def diffusion_fn(t, y, e):
         return diff_c(e.diffusion_consts, t, y, e.args)
 
+    stop_fn = None
+    if stop_if is not None:
+
+        def stop_fn(t, y, e):
+            return stop_c(e.stop_consts, t, y, e.args)
+
     obs_fns = {
         k: (lambda t, y, e, j=j: obs_c[j](e.obs_consts[j], t, y)) for j, k in enumerate(names)
     }
 
     def single(y0, e, s_save):
         return squeeze(
-            solve_lanes(field_fn, obs_fns, expand(y0), expand(e), s_save, opts, diffusion_fn)
+            solve_lanes(
+                field_fn, obs_fns, expand(y0), expand(e), s_save, opts, diffusion_fn, stop_fn
+            )
         )
 
     run = custom_batching.custom_vmap(single)
@@ -351,23 +485,28 @@ def fused_solve(field, observables, y0, t0, t1, s_save, args, opts, diffusion, k
 
             y0 = jax.tree_util.tree_map(bcast, y0, yb)
             e = jax.tree_util.tree_map(bcast, e, eb)
-            out = solve_lanes(field_fn, obs_fns, y0, e, s_save, opts, diffusion_fn)
+            out = solve_lanes(field_fn, obs_fns, y0, e, s_save, opts, diffusion_fn, stop_fn)
             if opts.adaptive:  # fixed steps: each lane already took its own solve's steps
                 out = _redo_failed(out, lambda y, ee: single(y, ee, s_save), y0, e, axis_size)
         return out, jax.tree_util.tree_map(lambda _: True, out)
 
     key_data = None if key is None else jax.random.key_data(key)
-    e = Extras(t0, t1, args, field_consts, tuple(obs_consts), key_data, diff_consts)
+    e = Extras(t0, t1, args, field_consts, tuple(obs_consts), key_data, diff_consts, stop_consts)
     return run(y0, e, s_save)
 
 
-def solve(field, observables, y0, t0, t1, s_save, args, opts, diffusion, key):
+def solve(field, observables, y0, t0, t1, s_save, args, opts, diffusion, key, stop_if=None):
     """One lane (or the fused lanes of an enclosing vmap under `fused_lanes`)."""
     if fusing():
-        return fused_solve(field, observables, y0, t0, t1, s_save, args, opts, diffusion, key)
+        return fused_solve(
+            field, observables, y0, t0, t1, s_save, args, opts, diffusion, key, stop_if
+        )
     obs_fns = {k: (lambda t, y, e, fn=fn: fn(t, y)) for k, fn in observables.items()}
     field_fn = lambda t, y, e: field(t, y, e.args)  # noqa: E731
     diffusion_fn = None if diffusion is None else (lambda t, y, e: diffusion(t, y, e.args))
     key_data = None if key is None else jax.random.key_data(key)
+    stop_fn = None if stop_if is None else (lambda t, y, e: stop_if(t, y, e.args))
     e = expand(Extras(t0, t1, args, key=key_data))
-    return squeeze(solve_lanes(field_fn, obs_fns, expand(y0), e, s_save, opts, diffusion_fn))
+    return squeeze(
+        solve_lanes(field_fn, obs_fns, expand(y0), e, s_save, opts, diffusion_fn, stop_fn)
+    )
