@@ -1,10 +1,17 @@
-"""What every example shares: ``--out`` and ``--quiet``, and flowax's one progress meter."""
+"""What every example shares: all CPU cores, ``--out`` and ``--quiet``, flowax's progress meter.
+
+Importing this module makes JAX's CPU backend one device per core (`flowax.use_cpu_cores`, the
+README's set-up), so it is imported before anything creates an array.
+"""
 
 from __future__ import annotations
 
 import argparse
 
+import flowax
 from flowax.dynamics import Progress
+
+flowax.use_cpu_cores()
 
 
 def parse_args(doc: str, out: str, **extra) -> argparse.Namespace:

@@ -17,3 +17,19 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 @pytest.fixture
 def key():
     return jax.random.key(0)
+
+
+# Property-based tests (hypothesis): deterministic (derandomized, no example database, no
+# deadline: the first example of a shape pays its compilation).
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+settings.register_profile(
+    "flowax",
+    derandomize=True,
+    database=None,
+    deadline=None,
+    max_examples=20,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+settings.load_profile("flowax")
