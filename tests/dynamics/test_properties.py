@@ -1,6 +1,7 @@
 """Property-based tests of sweeps (hypothesis, the deterministic "flowax" profile of conftest):
-chunked == unchunked, sharded == single device, checkpointed-and-resumed == uninterrupted,
-shards partition the grid, product_grid's size and order."""
+chunked == unchunked (to rounding), sharded == single device (bit for bit),
+checkpointed-and-resumed == uninterrupted (bit for bit), shards partition the grid and merge,
+product_grid's size and order."""
 
 import itertools
 import json
@@ -31,6 +32,19 @@ def point_fn(p):
 def make_grid(n, seed):
     rng = np.random.default_rng(seed)
     return {"a": jnp.asarray(rng.normal(size=n)), "b": jnp.asarray(rng.normal(size=(n, 3, 2)))}
+
+
+def close(x, y, rtol=1e-14):
+    """Equal to rounding: a chunk of one lane compiles to other code than a chunk of many (XLA
+    simplifies a one-step loop), so elementwise transcendental results may differ in the last
+    bit across chunk sizes; with the chunk size fixed they are bit for bit (see same_bits)."""
+    lx, tx = jax.tree_util.tree_flatten(x)
+    ly, ty = jax.tree_util.tree_flatten(y)
+    assert tx == ty
+    for u, v in zip(lx, ly, strict=True):
+        assert np.asarray(u).dtype == np.asarray(v).dtype
+        np.testing.assert_allclose(u, v, rtol=rtol, atol=1e-15)
+    return True
 
 
 def same_bits(x, y):
@@ -79,7 +93,7 @@ def test_chunked_equals_unchunked(n, chunk, batching, seed):
     grid = make_grid(n, seed)
     whole = dynamics.sweep(point_fn, grid, progress=False, batching=batching)
     chunked = dynamics.sweep(point_fn, grid, chunk_size=chunk, progress=False, batching=batching)
-    assert same_bits(chunked, whole)
+    assert close(chunked, whole)
     one = jax.jit(point_fn)(jax.tree_util.tree_map(lambda x: x[n - 1], grid))
     last = jax.tree_util.tree_map(lambda x: x[n - 1], chunked)
     for u, v in zip(jax.tree_util.tree_leaves(last), jax.tree_util.tree_leaves(one), strict=True):
@@ -89,13 +103,17 @@ def test_chunked_equals_unchunked(n, chunk, batching, seed):
 @given(
     n=st.integers(1, 9),
     chunk=st.integers(1, 4),
-    drop=st.sets(st.integers(0, 8)),
+    drop=st.sets(st.integers(0, 8), max_size=4),
     shards=st.integers(1, 3),
 )
 def test_checkpointed_and_resumed_equals_uninterrupted(n, chunk, drop, shards):
     grid = make_grid(n, 0)
     whole = dynamics.sweep(point_fn, grid, progress=False)
     shards = min(shards, n)
+    uninterrupted = [
+        dynamics.sweep(point_fn, grid, chunk_size=chunk, shard=(i, shards), progress=False)
+        for i in range(shards)
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         paths = [pathlib.Path(tmp) / str(i) for i in range(shards)]
         for i, path in enumerate(paths):
@@ -120,10 +138,12 @@ def test_checkpointed_and_resumed_equals_uninterrupted(n, chunk, drop, shards):
             )
             for i, path in enumerate(paths)
         ]
-        resumed = jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs), *parts)
         merged = jax.tree_util.tree_map(jnp.asarray, dynamics.merge_shards(paths))
-    assert same_bits(resumed, whole)
-    assert same_bits(merged, whole)
+    for part, ref in zip(parts, uninterrupted, strict=True):
+        assert same_bits(part, ref)  # resumed == uninterrupted, bit for bit
+    concatenated = jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs), *uninterrupted)
+    assert same_bits(merged, concatenated)
+    assert close(merged, whole)
 
 
 DEVICES_SCRIPT = textwrap.dedent(
