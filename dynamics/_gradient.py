@@ -8,6 +8,7 @@ of the flow with ``dt0 = lr`` (tested).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -34,7 +35,25 @@ def gradient_field(loss: Callable[..., jax.Array], *, rates: PyTree = None) -> V
     weights stacked along a depth axis); see `gradient_flow`.
     """
     _checks.check_callable("loss", loss)
+    if rates is None:
+        try:  # one field object per loss: integrate's compiled solve is cached on it
+            return _plain_field(loss)
+        except TypeError:  # an unhashable callable
+            pass
+    return _field(loss, rates)
 
+
+@functools.lru_cache(maxsize=128)
+def _plain_field(loss):
+    return _field(loss, None)
+
+
+@functools.lru_cache(maxsize=128)
+def _loss_observable(loss):
+    return lambda t, p: loss(p)
+
+
+def _field(loss, rates):
     def field(t, params, args):
         del t
         g = jax.grad(lambda p: call_with_args(loss, p, args))(params)
@@ -92,7 +111,7 @@ def gradient_flow(
     _checks.check_scalar_fn("loss", fn, params, call="loss(params)")
     check_rates(rates, params)
     if observables is None:
-        observables = {"loss": lambda t, p: fn(p)}
+        observables = {"loss": _default_observable(loss, args)}
     return integrate(
         gradient_field(loss, rates=rates),
         params,
@@ -101,6 +120,17 @@ def gradient_flow(
         observables=observables,
         **integrator_options,
     )
+
+
+def _default_observable(loss, args):
+    """``L(p)`` as an observable; one object per loss when there are no args (so a second call
+    with the same loss and shapes reuses the compiled solve)."""
+    if args is None:
+        try:
+            return _loss_observable(loss)
+        except TypeError:
+            pass
+    return lambda t, p: call_with_args(loss, p, args)
 
 
 class DescentState(NamedTuple):
@@ -156,7 +186,20 @@ def descent_step(
     """
     _checks.check_callable("loss", loss)
     opt = _optimizer(lr, optimizer)
+    if rates is None:
+        try:  # one Stepper per (loss, lr, optimizer): iterate's compiled loop is cached on it
+            return _plain_stepper(loss, lr, optimizer)
+        except TypeError:  # an unhashable loss, lr (an array) or optimizer
+            pass
+    return _stepper(loss, opt, rates)
 
+
+@functools.lru_cache(maxsize=128)
+def _plain_stepper(loss, lr, optimizer):
+    return _stepper(loss, _optimizer(lr, optimizer), None)
+
+
+def _stepper(loss, opt, rates):
     def init(params, *, key=None):
         del key
         check_rates(rates, params)
@@ -216,7 +259,7 @@ def gradient_descent(
         fn = lambda p: call_with_args(loss, p, args)  # noqa: E731
         _checks.check_scalar_fn("loss", fn, params, call="loss(params)")
         if observables is None:
-            observables = {"loss": lambda t, p: fn(p)}
+            observables = {"loss": _default_observable(loss, args)}
     return iterate(
         stepper,
         params,

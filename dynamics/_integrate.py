@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import diffrax
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -218,17 +219,6 @@ def integrate(
     if not adaptive and dt0 is None:
         raise ValueError("dt0: a fixed-step run (adaptive=False) needs a step dt0 > 0, got None")
     dtype = jnp.result_type(*jax.tree_util.tree_leaves(y0), float)
-    t0 = jnp.asarray(t0, dtype)
-    t1 = jnp.asarray(t1, dtype)
-    check_field(field, t0, y0, args)
-    if diffusion is not None:
-        check_field(diffusion, t0, y0, args, name="diffusion")
-    if stop_if is not None:
-        out = _checks.trace_fn("stop_if", stop_if, t0, y0, args, call="stop_if(t, y, args)")
-        if not (hasattr(out, "shape") and out.size == 1 and out.dtype == jnp.bool_):
-            raise ValueError(
-                f"stop_if: expected stop_if(t, y, args) to return one boolean, got {out!r}"
-            )
     opts = _lanes.Opts(
         solver_obj,
         bool(adaptive),
@@ -239,5 +229,37 @@ def integrate(
         diffusion is not None,
         None if steady_state is None else float(steady_state),
     )
-    out = _lanes.solve(field, observables, y0, t0, t1, s_save, args, opts, diffusion, key, stop_if)
+    out = _solve(
+        field,
+        observables,
+        y0,
+        jnp.asarray(t0, dtype),
+        jnp.asarray(t1, dtype),
+        jnp.asarray(s_save),
+        args,
+        opts,
+        diffusion,
+        key,
+        stop_if,
+        _lanes.fusing(),
+    )
     return Trajectory(out["ts"], out["values"], out["final"], out["stats"])
+
+
+@eqx.filter_jit
+def _solve(field, observables, y0, t0, t1, s_save, args, opts, diffusion, key, stop_if, fuse):
+    """The compiled part of `integrate`, cached on its callables (by identity), its static options
+    and the shapes of its arrays: a second call with the same field and shapes compiles nothing.
+    ``fuse`` (whether `fused_lanes` is on) is part of the cache key. The checks of the callables'
+    outputs run while tracing, so before anything is compiled."""
+    del fuse  # read again by _lanes.solve; here it only keys the cache
+    check_field(field, t0, y0, args)
+    if diffusion is not None:
+        check_field(diffusion, t0, y0, args, name="diffusion")
+    if stop_if is not None:
+        out = _checks.trace_fn("stop_if", stop_if, t0, y0, args, call="stop_if(t, y, args)")
+        if not (hasattr(out, "shape") and out.size == 1 and out.dtype == jnp.bool_):
+            raise ValueError(
+                f"stop_if: expected stop_if(t, y, args) to return one boolean, got {out!r}"
+            )
+    return _lanes.solve(field, observables, y0, t0, t1, s_save, args, opts, diffusion, key, stop_if)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -135,6 +136,15 @@ def iterate(
             )
     if key is not None:
         _checks.check_key("key", key)
+    ks = tuple(int(k) for k in ks)
+    return _run(stepper, x0, ks, steps, observables, args, batches, key, jnp.asarray(dt))
+
+
+@eqx.filter_jit
+def _run(stepper, x0, ks, steps, observables, args, batches, key, dt):
+    """The compiled part of `iterate`, cached on the stepper's and observables' functions (by
+    identity), the save steps and the shapes of the arrays: a second call compiles nothing."""
+    ks = np.asarray(ks)
     state0 = _init(stepper, x0, key)
     dtype = jnp.result_type(*jax.tree_util.tree_leaves(stepper.value(state0)), float)
     dt = jnp.asarray(dt, dtype)
