@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 PyTree = Any
@@ -28,7 +29,9 @@ def concrete(x: Any) -> np.ndarray | None:
 
 def _numeric(v: np.ndarray) -> bool:
     return v.dtype != object and (
-        np.issubdtype(v.dtype, np.number) or np.issubdtype(v.dtype, np.bool_)
+        np.issubdtype(v.dtype, np.number)
+        or np.issubdtype(v.dtype, np.bool_)
+        or jnp.issubdtype(v.dtype, jnp.inexact)  # bfloat16 and the other ml_dtypes floats
     )
 
 
@@ -184,7 +187,7 @@ def check_scalar_fn(name: str, fn: Any, *example: Any, call: str | None = None) 
     """Raises unless ``fn(*example)`` traces to a real scalar; an exception raised while tracing
     it (a wrong signature, shapes that do not fit) becomes a ValueError naming ``name``."""
     out = trace_fn(name, fn, *example, call=call)
-    if not (hasattr(out, "shape") and out.shape == () and np.issubdtype(out.dtype, np.floating)):
+    if not (hasattr(out, "shape") and out.shape == () and jnp.issubdtype(out.dtype, jnp.floating)):
         got = getattr(out, "shape", type(out).__name__)
         raise ValueError(f"{name}: expected a function returning a real scalar, got {got}")
 
