@@ -2,7 +2,7 @@
 # The README's two commands are the entry points; `.ci/run` runs the test one.
 BIN := .venv/bin
 
-.PHONY: test-slow bench bench-ntk lint
+.PHONY: test-slow bench bench-quick bench-ntk docs lint
 
 test-slow:
 	$(BIN)/python -m pytest -n 2 -m slow
@@ -16,6 +16,14 @@ bench:
 	$(BIN)/python benchmarks/bench_games.py
 	$(BIN)/python benchmarks/bench_diffusion.py
 	$(BIN)/python benchmarks/bench_depth.py
+
+bench-quick:
+	$(BIN)/pip install -q -e ".[bench]"
+	for b in benchmarks/bench_*.py; do case $$b in *bench_ntk*) continue;; esac; $(BIN)/python $$b --quick || exit 1; done
+
+docs:
+	$(BIN)/pip install -q -e ".[docs]"
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 lint:
 	$(BIN)/pip install -q -e ".[dev]"

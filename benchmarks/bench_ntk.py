@@ -12,7 +12,10 @@ neural-tangents 0.6.5 does not import with the JAX flowax uses (../shared/notes/
 it runs in its own virtual environment (default .venv-nt; `make bench-ntk` creates it):
     python3 -m venv .venv-nt && .venv-nt/bin/pip install "jax==0.4.25" "jaxlib==0.4.25" \\
         "numpy<2" "tf2jax<0.3.7" "neural-tangents==0.6.5"
-Run:  python benchmarks/bench_ntk.py [--nt-python .venv-nt/bin/python] [--repeats 3]
+Run:  python benchmarks/bench_ntk.py [--nt-python .venv-nt/bin/python] [--repeats 3] [--quick]
+
+--quick: one repeat; without the neural-tangents environment (e.g. on an accelerator lease) it
+times flowax's methods alone on 32 inputs and says that the peer is missing.
 """
 
 from __future__ import annotations
@@ -56,13 +59,31 @@ def rel(a, b):
     return float(np.max(np.abs(np.asarray(a) - b)) / np.max(np.abs(b)))
 
 
+def flowax_only(n=32):
+    """flowax's empirical NTK methods alone (the peer's environment is missing)."""
+    print(f"neural-tangents environment missing (make bench-ntk): flowax alone, {n} inputs")
+    model = models.mlp([784, 512, 512, 10], activation="relu", parametrization="ntk")
+    p = jax.tree_util.tree_map(lambda a: a.astype(jnp.float32), model.init(jax.random.key(0)))
+    x = jnp.asarray(np.random.default_rng(0).standard_normal((n, 784)), jnp.float32)
+    print("| method | trace_axes | compile s | steady s |\n|---|---|---|---|")
+    for method in ("structured", "ntvp", "jacobian", "auto"):
+        f = jax.jit(lambda p, x, m=method: kernels.empirical_ntk(model.apply, p, x, method=m))
+        first, best, _ = timed(lambda f=f: f(p, x), 1)
+        print(f"| {method} | (-1,) | {first - best:.2f} | {best:.4f} |")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
         "--nt-python", default=os.path.join(HERE, "..", ".venv-nt", "bin", "python")
     )
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="1 repeat; flowax alone if no peer")
     args = parser.parse_args()
+    if args.quick:
+        args.repeats = 1
+        if not os.path.exists(args.nt_python):
+            return flowax_only()
     r = args.repeats
     print("neural-tangents (float32 timings) ...", flush=True)
     nt32 = run_peer(args.nt_python, "float32", r)

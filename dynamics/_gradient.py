@@ -100,7 +100,7 @@ def gradient_flow(
         of mismatched shapes, reported by the model), if ``params`` has non-finite entries, or
         for any bad option of `integrate`.
 
-    Example:
+    Examples:
       >>> traj = gradient_flow(lambda p: 0.5 * jnp.sum(p**2), jnp.ones(2), t1=1.0)
       >>> print(f"{traj.values['loss'][-1]:.6f}")   # exp(-2)
       0.135335

@@ -170,7 +170,7 @@ def integrate(
         an adaptive run with a solver that has no error estimate, or a field whose output does not
         match ``y0``.
 
-    Example:
+    Examples:
       >>> traj = integrate(lambda t, y, a: -y, jnp.ones(3), t1=1.0,
       ...                  observables={"y0": lambda t, y: y[0]})
       >>> print(f"{traj.values['y0'][-1]:.6f}")   # exp(-1)

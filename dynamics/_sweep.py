@@ -26,7 +26,7 @@ PyTree = Any
 def product_grid(**axes: Sequence | np.ndarray) -> dict[str, jax.Array]:
     """The Cartesian product of named 1-D axes, flattened: ``{name: [prod(len(axis))]}``.
 
-    Example:
+    Examples:
       >>> g = product_grid(scale=jnp.logspace(-3, 1, 32), seed=jnp.arange(4))
       >>> g["scale"].shape, g["seed"].shape
       ((128,), (128,))
@@ -214,7 +214,7 @@ def sweep(
       ``fn``'s output pytree with a leading grid axis (the shard's points with ``shard``), or
       None with ``keep_in_memory=False``.
 
-    Example:
+    Examples:
       >>> def run(scale):
       ...     return gradient_descent(lambda p: 0.5 * scale * p**2, jnp.ones(()), lr=0.1, steps=10)
       >>> out = sweep(run, jnp.array([1.0, 2.0, 3.0]), progress=False)

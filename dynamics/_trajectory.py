@@ -124,7 +124,7 @@ def raise_if_failed(result: Any) -> Any:
     ``(value, result)`` pair as returned by `sinkhorn_divergence`. Returns ``result`` unchanged
     otherwise.
 
-    Example:
+    Examples:
       >>> from flowax.dynamics import gradient_descent
       >>> bad = gradient_descent(lambda p: 0.5 * p**2, jnp.ones(()), lr=3.0, steps=600)
       >>> int(bad.stats.status), STATUS_NAMES[int(bad.stats.status)]

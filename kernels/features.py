@@ -162,7 +162,7 @@ def feature_updates(
     Returns:
       `FeatureUpdates`.
 
-    Example:
+    Examples:
       >>> model = mlp([3, 16, 16, 1])
       >>> p = model.init(jax.random.key(0))
       >>> x, y = jnp.ones((4, 3)), jnp.zeros((4, 1))

@@ -56,7 +56,7 @@ def kernel_flow(ntk_train: jax.Array, y_train: jax.Array) -> Callable:
         predict = kernel_flow(ntk_train, y_train)
         f_train, f_test = predict(ts, f0_train, f0_test, ntk_test_train)
 
-    Example:
+    Examples:
       >>> predict = kernel_flow(jnp.array([[2.0, 0.0], [0.0, 1.0]]), jnp.array([1.0, 1.0]))
       >>> f_train, _ = predict(jnp.array([0.0, 1.0]), jnp.zeros(2))
       >>> print(jnp.round(f_train[1], 4))  # 1 - exp(-l t) per eigenvalue l = 2, 1

@@ -39,7 +39,7 @@ def two_layer_to_particles(params, *, weight_std: float = 1.0) -> Particles:
         parametrization="mean_field", weight_std=weight_std)`` without biases.
       weight_std: the network's ``weight_std`` ``s``.
 
-    Example:
+    Examples:
       >>> params = two_layer(8, d_in=3, weight_std=2.0).init(jax.random.key(0))
       >>> two_layer_to_particles(params, weight_std=2.0).positions.shape
       (8, 4)

@@ -92,7 +92,7 @@ def mlp(
       of the same structure, is added to each ``h_l`` where it is computed (so the gradient in
       ``perturb`` at 0 is the backward pass ``dl/dh_l``; see `flowax.kernels.feature_updates`).
 
-    Example:
+    Examples:
       >>> model = mlp([3, 64, 1], activation="tanh", parametrization="ntk")
       >>> params = model.init(jax.random.key(0), scale=0.5)
       >>> model.apply(params, jnp.ones((8, 3))).shape

@@ -27,3 +27,19 @@ def test_pyproject_has_classifiers_and_urls():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert "Typing :: Typed" in project["classifiers"]
     assert {"Homepage", "Documentation", "Source"} <= set(project["urls"])
+
+
+def test_every_benchmark_takes_quick():
+    """A short accelerator lease runs every benchmark with --quick (../shared/tools/gpu-check.sh)."""
+    for path in sorted((ROOT / "benchmarks").glob("bench_*.py")):
+        assert '"--quick"' in path.read_text(), path.name
+
+
+def test_docs_site_lists_every_example_and_subpackage():
+    site = (ROOT / "mkdocs.yml").read_text()
+    for ex in sorted((ROOT / "examples").glob("*.py")):
+        if not ex.name.startswith("_"):
+            assert f"examples/{ex.stem}.md" in site, ex.name
+            assert (ROOT / "docs" / "examples" / f"{ex.stem}.md").is_file(), ex.name
+    for page in ("models", "dynamics", "measures", "transport", "games", "diffusion", "kernels"):
+        assert f"api/{page}.md" in site

@@ -101,7 +101,7 @@ def langevin_step(
       ``Stepper(init(particles, *, key) -> LangevinState, step(state, args=None),
       value = state.particles)``.
 
-    Example:
+    Examples:
       >>> stepper = langevin_step(potential_energy(lambda x: 0.5 * x @ x), lr=0.1,
       ...                         temperature=0.5)
       >>> state = stepper.init(Particles(jnp.ones(4) / 4, jnp.zeros((4, 2))),

@@ -92,7 +92,7 @@ def entropic_ot(
       threshold, max_iterations, **solver_options: passed to ``ott.solvers.linear.sinkhorn.
         Sinkhorn`` (log domain by default).
 
-    Example:
+    Examples:
       >>> mu = Particles(jnp.full(3, 1 / 3), jnp.array([[0.0], [1.0], [2.0]]))
       >>> out = entropic_ot(mu, mu._replace(positions=mu.positions + 1.0), lam=0.1)
       >>> print(f"{out.cost:.3f}", bool(out.converged))  # a shift by 1: 1/2, plus entropy
