@@ -168,6 +168,7 @@ def _result(proc):
     return json.loads(out.strip().splitlines()[-1])
 
 
+@pytest.mark.slow  # 42 s; the default run has test_properties::test_sharded_equals_single_device
 def test_same_answer_on_one_and_four_devices():
     # the two processes run side by side (each compiles its own programs)
     procs = _start_with_devices(1), _start_with_devices(4)

@@ -64,11 +64,9 @@ MODELS = _models()
 
 
 # every model with the default trace_axes=(-1,); all output pairs (trace_axes=()) -- 2-3x the
-# cost -- for the mlp by default, for the others in the slow run (the middle-axis and block
-# paths of () are also covered by test_two_outputs_trace_middle_axis_and_blocks)
-AGREE = [(n, (-1,)) for n in MODELS] + [
-    (n, ()) if n == "mlp" else pytest.param(n, (), marks=pytest.mark.slow) for n in MODELS
-]
+# cost -- in the slow run (the () paths, middle axis and blocks, are covered by default by
+# test_two_outputs_trace_middle_axis_and_blocks)
+AGREE = [(n, (-1,)) for n in MODELS] + [pytest.param(n, (), marks=pytest.mark.slow) for n in MODELS]
 
 
 @pytest.mark.parametrize("name,trace_axes", AGREE)

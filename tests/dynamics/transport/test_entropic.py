@@ -117,6 +117,7 @@ def test_gaussian_barycenter_special_cases():
         np.testing.assert_allclose(lhs, jnp.sum(w * jnp.sqrt(l**2 + 4 * v2 * xv)), rtol=1e-12)
 
 
+@pytest.mark.slow  # 28 s; vmap of barycenter_particles is also in the contract table
 def test_barycenter_particles_small_under_vmap():
     # one step from a point cloud with tau = 0 and lr = 1 moves every particle exactly to
     # sum_k w_k T_k(x): the weighted entropic maps
