@@ -30,7 +30,7 @@ def test_pyproject_has_classifiers_and_urls():
 
 
 def test_every_benchmark_takes_quick():
-    """A short accelerator lease runs every benchmark with --quick (../shared/tools/gpu-check.sh)."""
+    """A short accelerator lease runs every benchmark with --quick (shared/tools/gpu-check.sh)."""
     for path in sorted((ROOT / "benchmarks").glob("bench_*.py")):
         assert '"--quick"' in path.read_text(), path.name
 

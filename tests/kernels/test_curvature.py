@@ -287,7 +287,7 @@ def test_gd_on_a_quadratic_is_bounded_iff_the_step_is_below_two_over_the_sharpne
     assert final_norm(1.02 * 2 / top) > 1e5 * norm0
 
 
-@pytest.mark.slow  # 32 s; examples/edge_of_stability.py shows it, the contract table runs track_sharpness
+@pytest.mark.slow  # 32 s; examples/edge_of_stability.py shows it; contract runs track_sharpness
 def test_tracked_sharpness_edge_of_stability_and_warm_equals_cold():
     # full-batch GD on a small tanh MLP at eta = 0.2: the sharpness starts at 6.1 < 2/eta = 10,
     # rises (progressive sharpening), then hovers at 2/eta while the loss keeps falling
