@@ -101,6 +101,7 @@ def test_fixed_step_sweep_exact_and_chunk_independent():
         np.testing.assert_allclose(out.values["loss"], ref.values["loss"], rtol=1e-12, atol=1e-13)
 
 
+@pytest.mark.slow  # 9-24 s: the suite's 15-minute budget (make test-slow)
 def test_dead_lane_does_not_stall_the_others():
     def run(scale):
         p = jax.tree_util.tree_map(lambda w: w * scale, MODEL.init(jax.random.key(0), 1.0))

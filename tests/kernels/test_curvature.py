@@ -92,6 +92,7 @@ def scalar_chain(depth, n=40, seed=0):
     return loss, jnp.asarray(w), top
 
 
+@pytest.mark.slow  # 9-24 s: the suite's 15-minute budget (make test-slow)
 def test_deep_linear_scalar_chain_closed_form():
     loss, w, top = scalar_chain(4)
     hess = np.asarray(jax.hessian(loss)(w))
@@ -103,6 +104,7 @@ def test_deep_linear_scalar_chain_closed_form():
     np.testing.assert_allclose(kernels.sharpness(loss, w, key=jax.random.key(0)), top, rtol=1e-8)
 
 
+@pytest.mark.slow  # 9-24 s: the suite's 15-minute budget (make test-slow)
 def test_gauss_newton_is_the_hessian_at_interpolation_and_matches_the_ntk():
     # deep linear 3-4-4-1 on an exactly realizable target: at a zero-loss point G = H
     model = models.deep_linear([3, 4, 4, 1])
@@ -134,6 +136,7 @@ def test_gauss_newton_is_the_hessian_at_interpolation_and_matches_the_ntk():
     np.testing.assert_allclose(eig.values, want, rtol=1e-9, atol=1e-11)
 
 
+@pytest.mark.slow  # 9-24 s: the suite's 15-minute budget (make test-slow)
 def test_slq_reproduces_moments_and_the_spectrum_of_a_spiked_matrix():
     # per probe, Gauss quadrature with m nodes: v^T A^j v = sum_i w_i theta_i^j, j <= 2m - 1
     rng = np.random.default_rng(4)
@@ -172,6 +175,7 @@ def test_slq_reproduces_moments_and_the_spectrum_of_a_spiked_matrix():
     assert abs(float(dens.moments(2)) - np.trace(a @ a) / n) < 0.1 * np.trace(a @ a) / n
 
 
+@pytest.mark.slow  # 9-24 s: the suite's 15-minute budget (make test-slow)
 def test_hutchinson_exact_on_diagonal_and_error_shrinks_like_sqrt():
     d = jnp.asarray(np.linspace(0.5, 3.0, 50))
     op = lambda v: d * v  # noqa: E731

@@ -81,6 +81,7 @@ def _cos_per_layer(model, x, y, seeds=8):
     return np.asarray(jax.jit(jax.vmap(one))(jax.random.split(jax.random.key(0), seeds)))
 
 
+@pytest.mark.slow  # 9-24 s: the suite's 15-minute budget (make test-slow)
 def test_cos_decays_like_one_over_sqrt_depth_in_mlps_not_in_resnets():
     # Chizat and Netrapalli (2024): cos theta_l = Theta(l^{-1/2}) for i.i.d. ReLU MLPs and
     # Theta(1) for ResNets with branch 1/sqrt(L). Measured (width 512, 24 layers, 8 seeds):
@@ -168,6 +169,7 @@ def test_steering_composes_with_optax_chain_and_can_freeze_rates():
         tx.update(g, state, p)
 
 
+@pytest.mark.slow  # 9-24 s: the suite's 15-minute budget (make test-slow)
 def test_coord_check_slopes_mup_flat_standard_grows():
     x, y = X[:, :], Y[:, :1]
     widths = [64, 128, 256, 512]

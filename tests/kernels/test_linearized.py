@@ -24,6 +24,7 @@ def _train(apply, params):
     return traj.values["train"], traj.values["test"]
 
 
+@pytest.mark.slow  # 9-24 s: the suite's 15-minute budget (make test-slow)
 def test_kernel_flow_is_the_flow_of_the_linearized_model():
     model = models.mlp([D, 32, 1], activation="tanh", parametrization="ntk", bias_std=0.5)
     p0 = model.init(jax.random.key(2))

@@ -9,6 +9,7 @@ tends to the minimal-l2-norm minimizer of the risk, with a quantitative rate in 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from flowax import dynamics, models
 
 N, D = 5, 12  # underdetermined: 5 equations, 12 unknowns
@@ -38,6 +39,7 @@ def _distance(parametrization, width, scale=1.0, seeds=3):
     return float(dist.mean())
 
 
+@pytest.mark.slow  # 9-24 s: the suite's 15-minute budget (make test-slow)
 def test_mean_field_predictor_approaches_the_minimal_norm_interpolant():
     widths = [16, 64, 256]
     dist = [_distance("mean_field", m) for m in widths]

@@ -55,6 +55,7 @@ DATA = jnp.array(
 ) * jnp.array([[6.0, 3.0]])  # 12 points on an ellipse, spacing >= 1.55
 
 
+@pytest.mark.slow  # 9-24 s: the suite's 15-minute budget (make test-slow)
 def test_reverse_sde_with_the_empirical_score_memorizes_and_smoothing_undoes_it():
     """With s*, the SDE's law at t_min is p_{t_min}^N = mixture of N(mu x_i, sigma^2 I): samples
     copy the training points (1/3 rule) at mean distance sigma E|Z| = sigma sqrt(pi/2) (d = 2) from

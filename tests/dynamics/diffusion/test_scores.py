@@ -209,6 +209,7 @@ def test_bad_input():
         dfn.empirical_score(DATA, dfn.OrnsteinUhlenbeck(T=-1.0))
 
 
+@pytest.mark.slow  # 9-24 s: the suite's 15-minute budget (make test-slow)
 def test_weights_mask_subsets_so_dataset_sizes_are_one_vmap():
     """A 0/1 mask of the first k points is the empirical score of data[:k] (score and log density);
     general weights give the weighted mixture; sizes k = 5, 20, 37 in one vmap."""

@@ -72,6 +72,7 @@ def test_tau_equals_lam_is_pots_sinkhorn_barycenter():
     np.testing.assert_allclose(np.asarray(res.histogram), ref, atol=1e-8)
 
 
+@pytest.mark.slow  # 9-24 s: the suite's 15-minute budget (make test-slow)
 def test_debiasing_orders():
     # Equal variances a: error of the variance vs a is O(lam) at tau = lam and tau = 0 (slopes 1)
     # and O(lam^2) at tau = lam/2 (slope 2); closed form and solver, fitted on lam in [0.05, 0.2].
@@ -159,6 +160,7 @@ def _blobs(shape, centers, key=0):
     return axes, h / h.sum(axis=tuple(range(1, h.ndim)), keepdims=True)
 
 
+@pytest.mark.slow  # 9-24 s: the suite's 15-minute budget (make test-slow)
 def test_separable_grid_kernel_equals_dense():
     # K = K_0 (x) K_1 on a (non-uniform) tensor grid: the separable path, in kernel and log mode,
     # equals the dense point-cloud path with a shared kernel and with one kernel per target
