@@ -278,11 +278,6 @@ def read_chunk(root: pathlib.Path, m: dict, k: int) -> list[np.ndarray] | None:
         return None
 
 
-def done_chunks(root: pathlib.Path, m: dict) -> np.ndarray:
-    """Which chunks are committed and intact (each file is read and its checksum checked)."""
-    return np.array([read_chunk(root, m, k) is not None for k in range(m["n_chunks"])], bool)
-
-
 def _treedef(root: pathlib.Path, structure: PyTree | None):
     if structure is not None:
         return jax.tree_util.tree_structure(structure)

@@ -110,34 +110,25 @@ def test_checkpointed_and_resumed_equals_uninterrupted(n, chunk, drop, shards):
     grid = make_grid(n, 0)
     whole = dynamics.sweep(point_fn, grid, progress=False)
     shards = min(shards, n)
-    uninterrupted = [
-        dynamics.sweep(point_fn, grid, chunk_size=chunk, shard=(i, shards), progress=False)
-        for i in range(shards)
-    ]
+
+    def run(i, checkpoint=None):
+        return dynamics.sweep(
+            point_fn,
+            grid,
+            chunk_size=chunk,
+            shard=(i, shards),
+            progress=False,
+            checkpoint=checkpoint,
+        )
+
+    uninterrupted = [run(i) for i in range(shards)]
     with tempfile.TemporaryDirectory() as tmp:
         paths = [pathlib.Path(tmp) / str(i) for i in range(shards)]
         for i, path in enumerate(paths):
-            dynamics.sweep(
-                point_fn,
-                grid,
-                chunk_size=chunk,
-                shard=(i, shards),
-                progress=False,
-                checkpoint=path,
-            )
+            run(i, path)
             for k in drop:  # interrupted: some committed chunks are lost
                 (path / f"chunk_{k:06d}.npz").unlink(missing_ok=True)
-        parts = [
-            dynamics.sweep(
-                point_fn,
-                grid,
-                chunk_size=chunk,
-                shard=(i, shards),
-                progress=False,
-                checkpoint=path,
-            )
-            for i, path in enumerate(paths)
-        ]
+        parts = [run(i, path) for i, path in enumerate(paths)]
         merged = jax.tree_util.tree_map(jnp.asarray, dynamics.merge_shards(paths))
     for part, ref in zip(parts, uninterrupted, strict=True):
         assert same_bits(part, ref)  # resumed == uninterrupted, bit for bit
